@@ -1,0 +1,61 @@
+# Voice Copilot: `make run` starts the app on the embedded default; `make test` runs everything.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8501
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-unit test-e2e lint eval clean system-deps
+
+help:
+	@echo "make run        install into $(VENV) and start the app on http://127.0.0.1:$(PORT)"
+	@echo "make test       install everything and run the whole test suite"
+	@echo "make eval       speech evaluation on ../shared/data"
+	@echo "make lint       ruff"
+
+$(VENV)/.runtime: requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+run: $(VENV)/.runtime
+	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
+
+# Debian packages the browser tests need; installed only when missing and running as root.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v unshare >/dev/null || missing="$$missing util-linux"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages:$$missing (browser tests will be skipped)"; fi; \
+	fi
+
+test-unit: $(VENV)/.dev
+	$(BIN)/python -m pytest -q tests/unit tests/app
+
+test-e2e: $(VENV)/.dev system-deps
+	$(BIN)/python -m pytest -q -m e2e tests/e2e
+
+test: $(VENV)/.dev system-deps
+	$(BIN)/python -m pytest -q tests/unit tests/app
+	$(BIN)/python -m pytest -q -m e2e tests/e2e
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check core components pages tests app.py
+
+eval: $(VENV)/.runtime
+	$(BIN)/python -m core.eval stt --manifest ../shared/data/audio/references.tsv --lm general
+	$(BIN)/python -m core.eval stt --sentences packs/bank/eval/caller_sentences.txt
+	$(BIN)/python -m core.eval vad
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -1,0 +1,11 @@
+"""Voice Copilot: router only."""
+
+import streamlit as st
+
+st.set_page_config(page_title="Voice Copilot", page_icon="🎧", layout="wide")
+st.navigation(
+    [
+        st.Page("pages/live.py", title="Live", icon="🎙️", default=True),
+        st.Page("pages/health.py", title="Health", icon="🩺"),
+    ]
+).run()

@@ -1,0 +1,1 @@
+"""Streamlit widgets, one concept per module. No business logic here."""

@@ -1,0 +1,1 @@
+"""Voice Copilot core: the product without its user interface (never imports streamlit)."""

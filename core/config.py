@@ -1,0 +1,173 @@
+"""One settings object for the whole product.
+
+Values come from, in order of precedence: keyword arguments (the app layer passes
+``st.secrets`` this way), environment variables, then a ``.env`` file. Every name is
+prefixed ``VC_`` except provider keys, which keep the names their vendors document
+(``DEEPGRAM_API_KEY``, ``OPENAI_API_KEY`` ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+STTProvider = Literal["pocketsphinx", "deepgram", "whisper"]
+LLMProvider = Literal["embedded", "openai", "gemini"]
+TTSProvider = Literal["espeak", "elevenlabs"]
+StoreProvider = Literal["sqlite", "postgres"]
+
+# Which environment variable each cloud provider needs. Checked at start-up.
+REQUIRED_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("stt_provider", "deepgram"): ("DEEPGRAM_API_KEY",),
+    ("stt_provider", "whisper"): ("OPENAI_API_KEY",),
+    ("llm_provider", "openai"): ("OPENAI_API_KEY",),
+    ("llm_provider", "gemini"): ("GEMINI_API_KEY",),
+    ("tts_provider", "elevenlabs"): ("ELEVENLABS_API_KEY",),
+    ("store_provider", "postgres"): ("DATABASE_URL",),
+}
+
+
+class ConfigError(ValueError):
+    """The configuration cannot run the product; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    """Effective configuration of one Voice Copilot process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VC_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- where things live -------------------------------------------------------
+    data_dir: Path = Field(default=PROJECT_ROOT / "data", description="SQLite file, caches")
+    pack_dir: Path = Field(default=PROJECT_ROOT / "packs" / "bank", description="Domain pack")
+
+    # --- providers per stage ----------------------------------------------------
+    stt_provider: STTProvider = "pocketsphinx"
+    llm_provider: LLMProvider = "embedded"
+    tts_provider: TTSProvider = "espeak"
+    store_provider: StoreProvider = "sqlite"
+
+    # --- provider keys (vendor names, no prefix) --------------------------------
+    deepgram_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("DEEPGRAM_API_KEY", "deepgram_api_key")
+    )
+    openai_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    gemini_api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY", "gemini_api_key"),
+    )
+    elevenlabs_api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ELEVENLABS_API_KEY", "elevenlabs_api_key"),
+    )
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    )
+    sentry_dsn: str | None = Field(
+        default=None, validation_alias=AliasChoices("SENTRY_DSN", "sentry_dsn")
+    )
+
+    # --- voice activity / end of utterance --------------------------------------
+    vad_mode: int = Field(default=2, ge=0, le=3, description="VAD aggressiveness 0-3")
+    vad_speech_threshold_db: float = Field(
+        default=-50.0, description="Frames quieter than this (dBFS) are never speech"
+    )
+    end_of_utterance_silence_ms: int = Field(default=500, ge=100, le=5000)
+    min_speech_ms: int = Field(default=200, ge=30, le=5000)
+    max_utterance_ms: int = Field(default=15000, ge=1000, le=120000)
+    speech_start_ms: int = Field(
+        default=90, ge=30, le=1000, description="Voiced audio needed to open an utterance"
+    )
+    pre_roll_ms: int = Field(default=300, ge=0, le=2000)
+
+    # --- speech to text ---------------------------------------------------------
+    stt_language_model: Literal["domain", "general"] = "domain"
+    partial_interval_ms: int = Field(default=200, ge=50, le=2000)
+
+    # --- session / UI -----------------------------------------------------------
+    max_frame_queue_s: float = Field(
+        default=30.0, ge=1.0, description="Audio backlog kept when decoding falls behind"
+    )
+    ui_poll_interval_s: float = Field(default=0.3, ge=0.1, le=5.0)
+    ice_loopback: bool = Field(
+        default=True,
+        description="Offer 127.0.0.1 as an ICE candidate (browser on the same machine)",
+    )
+    log_level: str = "INFO"
+
+    @field_validator("data_dir", "pack_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value if value.is_absolute() else (PROJECT_ROOT / value)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "voice_copilot.sqlite3"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    def validate_providers(self) -> None:
+        """Fail fast if a chosen provider lacks its key.
+
+        Raises:
+            ConfigError: naming the missing environment variable(s).
+        """
+        missing: list[str] = []
+        for (stage, provider), names in REQUIRED_KEYS.items():
+            if getattr(self, stage) != provider:
+                continue
+            for name in names:
+                if not getattr(self, name.lower()):
+                    missing.append(
+                        f"{stage.upper()}={provider} needs {name}; set {name} in the "
+                        f"environment, .env or .streamlit/secrets.toml, or choose another "
+                        f"provider with VC_{stage.upper()}"
+                    )
+        if missing:
+            raise ConfigError("; ".join(missing))
+        if not self.pack_dir.is_dir():
+            raise ConfigError(f"VC_PACK_DIR={self.pack_dir} is not a directory")
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration with secrets masked, for display."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if value and (name.endswith("_key") or name in {"database_url", "sentry_dsn"}):
+                text = str(value)
+                out[name] = f"{text[:4]}…{text[-2:]}" if len(text) > 8 else "••••"
+            else:
+                out[name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Build and validate settings; ``overrides`` (e.g. st.secrets) win over env.
+
+    Raises:
+        ConfigError: a chosen provider's key is missing, or a value is invalid.
+    """
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings(**(overrides or {}))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc
+    settings.validate_providers()
+    return settings

@@ -1,0 +1,84 @@
+"""Process-wide services, built once from settings: store, pack, STT engine, sessions.
+
+The app layer caches one :class:`Services` per process (``st.cache_resource``); tests
+build their own with fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.config import Settings
+from core.pack import Pack, load_pack
+from core.session import STALE_CALL_AFTER_S, VoiceSession
+from core.store import Store
+from core.stt import STTEngine
+from core.vad import Endpointer, make_endpointer
+
+log = logging.getLogger(__name__)
+
+
+def open_store(settings: Settings) -> Store:
+    """The configured store (SQLite by default)."""
+    if settings.store_provider == "sqlite":
+        from core.store.sqlite import SQLiteStore
+
+        return SQLiteStore(settings.db_path)
+    raise NotImplementedError(f"store provider {settings.store_provider!r} is not available yet")
+
+
+def build_stt(settings: Settings, pack: Pack) -> STTEngine:
+    if settings.stt_provider == "pocketsphinx":
+        from core.stt.pocketsphinx_stt import build_engine
+
+        texts = [f"{a.title}. {a.body}" for a in pack.articles]
+        return build_engine(settings, texts, list(pack.phrases))
+    raise NotImplementedError(f"STT provider {settings.stt_provider!r} is not available yet")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    pack: Pack
+    stt: STTEngine
+    endpointer_factory: Callable[[], Endpointer]
+    sessions: dict[str, VoiceSession] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def new_session(self, source: str = "browser", metadata: dict[str, Any] | None = None) -> VoiceSession:
+        """Create and start a voice session; it is registered until it ends."""
+        session = VoiceSession(
+            self.store,
+            self.stt,
+            self.endpointer_factory,
+            source=source,
+            metadata=metadata,
+            partial_interval_ms=self.settings.partial_interval_ms,
+        )
+        call_id = session.start()
+        with self._lock:
+            self.sessions = {k: s for k, s in self.sessions.items() if s.running}
+            self.sessions[call_id] = session
+        return session
+
+
+def build_services(settings: Settings, stt: STTEngine | None = None) -> Services:
+    """Build everything the product needs; slow parts (LM build) happen here, once."""
+    store = open_store(settings)
+    reaped = store.reap_stale_calls(STALE_CALL_AFTER_S)
+    if reaped:
+        log.warning("marked calls left active by a stopped process as failed", extra={"calls": reaped})
+    pack = load_pack(settings.pack_dir)
+    engine = stt or build_stt(settings, pack)
+    return Services(
+        settings=settings,
+        store=store,
+        pack=pack,
+        stt=engine,
+        endpointer_factory=lambda: make_endpointer(settings),
+    )

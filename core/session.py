@@ -1,0 +1,509 @@
+"""The voice session engine: audio frames in, a live and persisted transcript out.
+
+A :class:`VoiceSession` owns a background thread running its own asyncio loop. Media
+callbacks (aiortc's loop, another thread) hand frames over with
+``loop.call_soon_threadsafe``; the session thread converts them to 16 kHz mono, runs
+voice activity detection, streams speech into the recogniser, persists every final
+utterance *before* announcing it, and keeps a typed snapshot for the UI to poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+import traceback
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from core.audio import (
+    PIPELINE_SAMPLE_RATE_HZ,
+    AudioFormatError,
+    FrameConverter,
+    Int16Array,
+    StreamResampler,
+    dbfs,
+)
+from core.stt import STTEngine, STTError, UtteranceStream
+from core.store import SegmentRecord, Store, StoreError, UtteranceTiming
+from core.text import is_junk
+from core.vad import Endpointer, EndpointEvent
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_S = 2.0
+# A call whose owner has not heart-beaten for this long is considered dead.
+STALE_CALL_AFTER_S = 20.0
+NO_AUDIO_TIMEOUT_S = 20.0
+MAX_BACKLOG_AUDIO_MS = 120_000
+RECENT_EVENTS = 200
+
+SessionState = Literal["idle", "listening", "stopping", "ended", "failed"]
+
+
+@dataclass(frozen=True)
+class PartialEvent:
+    call_id: str
+    text: str
+    t_start_ms: float
+
+
+@dataclass(frozen=True)
+class FinalEvent:
+    call_id: str
+    segment: SegmentRecord
+    timing: UtteranceTiming
+    persisted: bool
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    call_id: str
+    message: str
+    fatal: bool = False
+
+
+SessionEvent = PartialEvent | FinalEvent | ErrorEvent
+
+
+@dataclass(frozen=True)
+class SessionSnapshot:
+    """What the UI shows, copied out under a lock."""
+
+    call_id: str | None
+    state: SessionState
+    partial: str
+    in_speech: bool
+    segments: tuple[SegmentRecord, ...]
+    timings: tuple[UtteranceTiming, ...]
+    errors: tuple[str, ...]
+    level_dbfs: float
+    frames_received: int
+    frames_rejected: int
+    backlog_ms: float
+    stream_ms: float
+    unsaved: int
+
+
+@dataclass
+class _Mutable:
+    state: SessionState = "idle"
+    partial: str = ""
+    in_speech: bool = False
+    segments: list[SegmentRecord] = field(default_factory=list)
+    timings: list[UtteranceTiming] = field(default_factory=list)
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+    level_dbfs: float = -120.0
+    frames_received: int = 0
+    frames_rejected: int = 0
+    backlog_ms: float = 0.0
+    stream_ms: float = 0.0
+
+
+class VoiceSession:
+    """One call's audio pipeline running on its own thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        stt: STTEngine,
+        endpointer_factory: Callable[[], Endpointer],
+        *,
+        source: str = "browser",
+        metadata: dict[str, Any] | None = None,
+        partial_interval_ms: int = 200,
+        no_audio_timeout_s: float = NO_AUDIO_TIMEOUT_S,
+    ):
+        self._store = store
+        self._stt = stt
+        self._endpointer_factory = endpointer_factory
+        self._source = source
+        self._metadata = dict(metadata or {})
+        self._partial_interval_ms = partial_interval_ms
+        self._no_audio_timeout_s = no_audio_timeout_s
+        self._lock = threading.Lock()
+        self._m = _Mutable()
+        self._listeners: list[Callable[[SessionEvent], None]] = []
+        self.events: queue.Queue[SessionEvent] = queue.Queue(maxsize=RECENT_EVENTS)
+        self._pushed = 0
+        self._processed = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[tuple[Any, float] | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._done = threading.Event()
+        self._stop_requested = False
+        self._backlog_samples = 0
+        self._outbox: list[Callable[[], None]] = []
+        self.call_id: str | None = None
+
+    # --- public API (any thread) ----------------------------------------------------
+    def add_listener(self, callback: Callable[[SessionEvent], None]) -> None:
+        """Called on the session thread for every event; must be quick."""
+        self._listeners.append(callback)
+
+    def start(self) -> str:
+        """Create the call in the store and start the pipeline thread.
+
+        Raises:
+            StoreError: the call could not be created (nothing was started).
+        """
+        if self._thread is not None:
+            raise RuntimeError("session already started")
+        call = self._store.create_call(self._source, self._metadata)
+        self.call_id = call.id
+        self._thread = threading.Thread(
+            target=self._thread_main, name=f"voice-session-{call.id}", daemon=True
+        )
+        self._thread.start()
+        self._ready.wait(timeout=10)
+        with self._lock:
+            self._m.state = "listening"
+        log.info("call started", extra={"call_id": call.id, "source": self._source})
+        return call.id
+
+    def push_frame(self, frame: Any) -> None:
+        """Hand over one ``av.AudioFrame`` (or ``(int16 samples, rate)``). Never blocks."""
+        loop, q = self._loop, self._queue
+        if loop is None or q is None or self._stop_requested or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(q.put_nowait, (frame, time.monotonic()))
+            self._pushed += 1
+        except RuntimeError:
+            pass  # loop closed between the check and the call: the session is over
+
+    def push_pcm(self, samples: Int16Array, sample_rate_hz: int = PIPELINE_SAMPLE_RATE_HZ) -> None:
+        self.push_frame((np.asarray(samples, dtype=np.int16), sample_rate_hz))
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Finish the open utterance, persist everything and end the call. Idempotent."""
+        if self._thread is None or self._done.is_set():
+            return
+        self._stop_requested = True
+        with self._lock:
+            if self._m.state == "listening":
+                self._m.state = "stopping"
+        loop, q = self._loop, self._queue
+        if loop is not None and q is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(q.put_nowait, None)
+            except RuntimeError:
+                pass
+        self._done.wait(timeout=timeout_s)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._done.is_set()
+
+    def wait_idle(self, timeout_s: float = 10.0) -> bool:
+        """Block until every frame handed over so far has been processed (tests, tools)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._processed >= self._pushed or self._done.is_set():
+                return True
+            time.sleep(0.005)
+        return False
+
+    def snapshot(self) -> SessionSnapshot:
+        with self._lock:
+            m = self._m
+            return SessionSnapshot(
+                call_id=self.call_id,
+                state=m.state,
+                partial=m.partial,
+                in_speech=m.in_speech,
+                segments=tuple(m.segments),
+                timings=tuple(m.timings),
+                errors=tuple(m.errors),
+                level_dbfs=m.level_dbfs,
+                frames_received=m.frames_received,
+                frames_rejected=m.frames_rejected,
+                backlog_ms=self._backlog_samples * 1000.0 / PIPELINE_SAMPLE_RATE_HZ,
+                stream_ms=m.stream_ms,
+                unsaved=len(self._outbox),
+            )
+
+    # --- session thread -------------------------------------------------------------
+    def _thread_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        self._queue = asyncio.Queue()
+        self._ready.set()
+        status: Literal["ended", "failed"] = "ended"
+        error: str | None = None
+        try:
+            loop.run_until_complete(self._run())
+        except Exception as exc:  # a crash must not leave the call "active" forever
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            log.error(
+                "session crashed",
+                extra={"call_id": self.call_id, "trace": traceback.format_exc()},
+            )
+            self._emit(ErrorEvent(self.call_id or "", f"The call stopped: {error}", fatal=True))
+        finally:
+            self._flush_outbox()
+            try:
+                self._store.end_call(self.call_id or "", status=status, error=error)
+            except StoreError as exc:
+                self._record_error(f"could not mark the call {status}: {exc}")
+            with self._lock:
+                self._m.state = status
+                self._m.partial = ""
+                self._m.in_speech = False
+            loop.close()
+            self._loop = None
+            self._done.set()
+            log.info("call ended", extra={"call_id": self.call_id, "status": status})
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        endpointer = self._endpointer_factory()
+        converter = FrameConverter()
+        pcm_resampler = StreamResampler()
+        stream: UtteranceStream | None = None
+        utt_start_ms = 0.0
+        since_partial_ms = 0.0
+        arrivals: deque[tuple[float, float]] = deque(maxlen=2000)  # (stream end ms, arrival)
+        last_heartbeat = time.monotonic()
+        last_audio = time.monotonic()
+        call_id = self.call_id or ""
+
+        def speech_end_arrival(t_ms: float) -> float:
+            keys = [a[0] for a in arrivals]
+            i = bisect_left(keys, t_ms)
+            return arrivals[min(i, len(arrivals) - 1)][1] if arrivals else time.monotonic()
+
+        def handle(events: list[EndpointEvent]) -> None:
+            nonlocal stream, utt_start_ms, since_partial_ms
+            for ev in events:
+                if ev.kind == "start":
+                    if stream is not None:
+                        stream.cancel()
+                    stream = self._open_stream()
+                    utt_start_ms = ev.t_ms
+                    since_partial_ms = 0.0
+                    with self._lock:
+                        self._m.in_speech = True
+                elif ev.kind == "audio" and stream is not None and ev.audio is not None:
+                    try:
+                        stream.accept(ev.audio)
+                    except STTError as exc:
+                        self._record_error(f"speech recognition failed: {exc}")
+                        stream.cancel()
+                        stream = None
+                        continue
+                    since_partial_ms += ev.audio.size * 1000.0 / PIPELINE_SAMPLE_RATE_HZ
+                    if since_partial_ms >= self._partial_interval_ms:
+                        since_partial_ms = 0.0
+                        text = stream.partial()
+                        if text:
+                            with self._lock:
+                                self._m.partial = text
+                            self._emit(PartialEvent(call_id, text, utt_start_ms))
+                elif ev.kind == "abandon":
+                    if stream is not None:
+                        stream.cancel()
+                    stream = None
+                    with self._lock:
+                        self._m.in_speech = False
+                        self._m.partial = ""
+                elif ev.kind == "end":
+                    s, stream = stream, None
+                    with self._lock:
+                        self._m.in_speech = False
+                    if s is not None:
+                        self._finalize(s, utt_start_ms, ev, speech_end_arrival(ev.t_ms))
+
+        while True:
+            try:
+                item = await asyncio.wait_for(self._queue.get(), timeout=HEARTBEAT_INTERVAL_S)
+            except TimeoutError:
+                item = ()  # type: ignore[assignment]
+            now = time.monotonic()
+            if now - last_heartbeat >= HEARTBEAT_INTERVAL_S:
+                last_heartbeat = now
+                try:
+                    self._store.heartbeat(call_id)
+                except StoreError as exc:
+                    self._record_error(str(exc))
+                self._flush_outbox()
+            if item is None:  # stop requested
+                handle(endpointer.finish())
+                return
+            if item == ():
+                if now - last_audio > self._no_audio_timeout_s:
+                    self._record_error(
+                        f"no audio for {self._no_audio_timeout_s:.0f} s: the call was ended"
+                    )
+                    handle(endpointer.finish())
+                    return
+                continue
+            frame, arrived = item
+            last_audio = now
+            try:
+                self._process_frame(frame, arrived, converter, pcm_resampler, endpointer, handle, arrivals)
+            finally:
+                self._processed += 1
+            if self._queue.empty():
+                self._backlog_samples = 0
+                await asyncio.sleep(0)
+
+    def _process_frame(
+        self,
+        frame: Any,
+        arrived: float,
+        converter: FrameConverter,
+        pcm_resampler: StreamResampler,
+        endpointer: Endpointer,
+        handle: Callable[[list[EndpointEvent]], None],
+        arrivals: deque[tuple[float, float]],
+    ) -> None:
+        assert self._queue is not None
+        try:
+            if isinstance(frame, tuple):
+                samples, rate = frame
+                if rate == PIPELINE_SAMPLE_RATE_HZ:
+                    pcm = samples
+                else:
+                    pcm = pcm_resampler.process(samples.astype(np.float32) / 32768.0, rate)
+            else:
+                pcm = converter.convert(frame)
+        except (AudioFormatError, ValueError) as exc:
+            with self._lock:
+                self._m.frames_rejected += 1
+                rejected = self._m.frames_rejected
+            if rejected <= 3 or rejected % 100 == 0:
+                self._record_error(f"ignored a malformed audio frame ({exc}); {rejected} so far")
+            return
+        backlog = self._queue.qsize() * pcm.size
+        self._backlog_samples = backlog
+        if backlog * 1000.0 / PIPELINE_SAMPLE_RATE_HZ > MAX_BACKLOG_AUDIO_MS:
+            self._drain_backlog()
+        with self._lock:
+            self._m.frames_received += 1
+            self._m.level_dbfs = dbfs(pcm)
+        handle(endpointer.process(pcm))
+        arrivals.append((endpointer.stream_ms, arrived))
+        with self._lock:
+            self._m.stream_ms = endpointer.stream_ms
+
+    def _drain_backlog(self) -> None:
+        """Audio is arriving far faster than it can be processed: drop the excess, say so."""
+        assert self._queue is not None
+        dropped = 0
+        stop_seen = False
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:
+                stop_seen = True
+                continue
+            dropped += 1
+            self._processed += 1
+        if stop_seen:
+            self._queue.put_nowait(None)
+        with self._lock:
+            self._m.frames_rejected += dropped
+        self._record_error(
+            f"audio arrived far faster than real time: {dropped} frames beyond "
+            f"{MAX_BACKLOG_AUDIO_MS / 1000:.0f} s of backlog were skipped"
+        )
+
+    def _open_stream(self) -> UtteranceStream | None:
+        try:
+            return self._stt.open()
+        except STTError as exc:
+            self._record_error(f"speech recognition unavailable: {exc}")
+            return None
+
+    def _finalize(
+        self, stream: UtteranceStream, t_start_ms: float, ev: EndpointEvent, speech_end_at: float
+    ) -> None:
+        call_id = self.call_id or ""
+        decided_at = time.monotonic()
+        try:
+            transcript = stream.finish()
+        except STTError as exc:
+            self._record_error(f"speech recognition failed: {exc}")
+            return
+        text = transcript.text.strip()
+        with self._lock:
+            self._m.partial = ""
+        if is_junk(text):
+            return
+        seg = SegmentRecord(
+            id=0, call_id=call_id, speaker="caller", text=text, t_start_ms=t_start_ms,
+            t_end_ms=ev.t_ms, confidence=transcript.confidence, created_at=time.time(),
+        )
+        persisted = True
+        try:
+            seg = self._store.add_segment(
+                call_id, "caller", text, t_start_ms, ev.t_ms, transcript.confidence
+            )
+        except StoreError as exc:
+            persisted = False
+            self._record_error(f"could not save an utterance yet (kept, will retry): {exc}")
+            pending = seg
+            self._outbox.append(lambda: self._store.add_segment(
+                call_id, "caller", pending.text, pending.t_start_ms, pending.t_end_ms,
+                pending.confidence,
+            ))
+        final_at = time.monotonic()
+        timing = UtteranceTiming(
+            speech_end_to_final_ms=(final_at - speech_end_at) * 1000.0,
+            endpoint_ms=(decided_at - speech_end_at) * 1000.0,
+            stt_finalize_ms=(final_at - decided_at) * 1000.0,
+            decode_ms=transcript.decode_ms,
+            audio_ms=transcript.audio_ms,
+            rtf=transcript.decode_ms / transcript.audio_ms if transcript.audio_ms else 0.0,
+            segment_id=seg.id if persisted else None,
+            call_id=call_id,
+            created_at=time.time(),
+        )
+        try:
+            self._store.add_timing(timing)
+        except StoreError as exc:
+            self._outbox.append(lambda: self._store.add_timing(timing))
+            self._record_error(f"could not save timings yet: {exc}")
+        with self._lock:
+            self._m.segments.append(seg)
+            self._m.timings.append(timing)
+        self._emit(FinalEvent(call_id, seg, timing, persisted))
+
+    def _flush_outbox(self) -> None:
+        while self._outbox:
+            try:
+                self._outbox[0]()
+            except StoreError:
+                return
+            self._outbox.pop(0)
+
+    def _record_error(self, message: str) -> None:
+        log.warning(message, extra={"call_id": self.call_id})
+        with self._lock:
+            self._m.errors.append(message)
+        self._emit(ErrorEvent(self.call_id or "", message))
+
+    def _emit(self, event: SessionEvent) -> None:
+        while True:  # keep the most recent events for readers that poll late
+            try:
+                self.events.put_nowait(event)
+                break
+            except queue.Full:
+                try:
+                    self.events.get_nowait()
+                except queue.Empty:
+                    pass
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("session listener failed", extra={"call_id": self.call_id})

@@ -1,0 +1,93 @@
+"""Persistence interface: calls, segments, events and per-utterance timings.
+
+Callers depend on :class:`Store` only; SQLite is the embedded implementation and a
+Postgres one can replace it without callers changing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+CallStatus = Literal["active", "ended", "failed"]
+Speaker = Literal["caller", "agent", "system"]
+
+
+class StoreError(RuntimeError):
+    """The store cannot do what was asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    id: str
+    started_at: float
+    ended_at: float | None
+    status: CallStatus
+    source: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    heartbeat_at: float | None = None
+    segment_count: int = 0
+
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    id: int
+    call_id: str
+    speaker: Speaker
+    text: str
+    t_start_ms: float
+    t_end_ms: float
+    confidence: float | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    call_id: str
+    ts: float
+    type: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UtteranceTiming:
+    """Where the time went for one utterance (all ms; rtf = decode time / audio time)."""
+
+    speech_end_to_final_ms: float
+    endpoint_ms: float
+    stt_finalize_ms: float
+    decode_ms: float
+    audio_ms: float
+    rtf: float
+    segment_id: int | None = None
+    call_id: str = ""
+    created_at: float = 0.0
+
+
+class Store(Protocol):
+    def create_call(
+        self, source: str, metadata: dict[str, Any] | None = None, call_id: str | None = None
+    ) -> CallRecord: ...
+    def end_call(self, call_id: str, status: CallStatus = "ended", error: str | None = None) -> None: ...
+    def heartbeat(self, call_id: str) -> None: ...
+    def get_call(self, call_id: str) -> CallRecord | None: ...
+    def list_calls(self, limit: int = 50, status: CallStatus | None = None) -> list[CallRecord]: ...
+    def reap_stale_calls(self, max_silence_s: float) -> list[str]: ...
+    def add_segment(
+        self,
+        call_id: str,
+        speaker: Speaker,
+        text: str,
+        t_start_ms: float,
+        t_end_ms: float,
+        confidence: float | None = None,
+    ) -> SegmentRecord: ...
+    def segments(self, call_id: str, after_id: int = 0) -> list[SegmentRecord]: ...
+    def add_event(self, call_id: str, type: str, payload: dict[str, Any] | None = None) -> int: ...
+    def events(self, call_id: str, type: str | None = None) -> list[EventRecord]: ...
+    def add_timing(self, timing: UtteranceTiming) -> None: ...
+    def timings(self, call_id: str | None = None, limit: int = 1000) -> list[UtteranceTiming]: ...
+    def health(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...

@@ -1,0 +1,38 @@
+"""Speech-to-text interface.
+
+An STT engine hands out one :class:`UtteranceStream` per utterance; the session feeds it
+audio as the endpointer releases it, polls :meth:`UtteranceStream.partial` while the
+caller speaks, and calls :meth:`UtteranceStream.finish` when the utterance ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from core.audio import Int16Array
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    confidence: float | None = None
+    decode_ms: float = 0.0  # CPU time spent decoding this utterance
+    audio_ms: float = 0.0  # audio decoded
+
+
+class UtteranceStream(Protocol):
+    def accept(self, samples: Int16Array) -> None: ...
+    def partial(self) -> str: ...
+    def finish(self) -> Transcript: ...
+    def cancel(self) -> None: ...
+
+
+class STTEngine(Protocol):
+    name: str
+
+    def open(self) -> UtteranceStream: ...
+
+
+class STTError(RuntimeError):
+    """The recogniser failed; the utterance is lost but the session goes on."""

@@ -1,0 +1,118 @@
+"""Text normalisation shared by the language model builder, the junk filter and WER."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+# Sounds that carry no content on their own; a final made only of these is dropped.
+FILLER_WORDS = frozenset(
+    "uh um umm uhm er erm ah ahh hmm hm mm mhm mmm huh eh oh".split()
+)
+_NOISE_TOKEN = re.compile(r"^(\[.*\]|<.*>|\+\+.*\+\+|\(.*\))$")
+
+
+def number_to_words(n: int) -> str:
+    """Spoken English for a non-negative integer below one trillion."""
+    if n < 0:
+        return "minus " + number_to_words(-n)
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        tens, ones = divmod(n, 10)
+        return _TENS[tens] + ("" if ones == 0 else " " + _ONES[ones])
+    if n < 1000:
+        hundreds, rest = divmod(n, 100)
+        return _ONES[hundreds] + " hundred" + ("" if rest == 0 else " " + number_to_words(rest))
+    for size, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand")):
+        if n >= size:
+            high, rest = divmod(n, size)
+            return (
+                number_to_words(high) + " " + name + ("" if rest == 0 else " " + number_to_words(rest))
+            )
+    raise ValueError(n)  # pragma: no cover
+
+
+def _spell_number(match: re.Match[str]) -> str:
+    token = match.group(0).replace(",", "")
+    if "." in token:
+        whole, frac = token.split(".", 1)
+        spoken = number_to_words(int(whole)) if whole else "zero"
+        return spoken + " point " + " ".join(_ONES[int(d)] for d in frac if d.isdigit())
+    if len(token) > 4 and token.startswith("0") or len(token) > 9:
+        return " ".join(_ONES[int(d)] for d in token)  # account-like digit strings
+    return number_to_words(int(token))
+
+
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+def normalize(text: str) -> str:
+    """Lowercase words as a recogniser would output them: no punctuation, numbers spelled.
+
+    ``"$1,250.50 fee"`` → ``"one thousand two hundred fifty point five zero dollars fee"``
+    is not attempted; currency symbols become the word that is spoken.
+    """
+    text = text.lower()
+    text = re.sub(r"\$\s*(\d[\d,]*(?:\.\d+)?)", r"\1 dollars", text)
+    text = text.replace("%", " percent").replace("&", " and ")
+    text = _NUMBER.sub(_spell_number, text)
+    text = re.sub(r"[^a-z' ]+", " ", text)
+    text = re.sub(r"(^|\s)'+|'+(\s|$)", " ", text)
+    return " ".join(text.split())
+
+
+def words(text: str) -> list[str]:
+    return normalize(text).split()
+
+
+def is_junk(text: str) -> bool:
+    """True for transcripts with no content: empty, lone fillers, noise tokens."""
+    tokens = [t for t in text.lower().split() if not _NOISE_TOKEN.match(t)]
+    return not [t for t in tokens if t.strip(".,?!") not in FILLER_WORDS]
+
+
+def clean_hypothesis(text: str) -> str:
+    """Remove noise tokens (``[NOISE]``, ``<sil>``, ``++breath++``) from recogniser output."""
+    return " ".join(t for t in text.split() if not _NOISE_TOKEN.match(t))
+
+
+def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
+    """Levenshtein distance over tokens."""
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1]
+
+
+def wer(references: Iterable[str], hypotheses: Iterable[str]) -> float:
+    """Corpus word error rate: total edits / total reference words, after normalisation."""
+    edits = 0
+    total = 0
+    for ref, hyp in zip(references, hypotheses, strict=True):
+        r, h = words(ref), words(hyp)
+        edits += edit_distance(r, h)
+        total += len(r)
+    return edits / total if total else 0.0
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split prose (Markdown allowed) into sentences and list items."""
+    text = re.sub(r"`{1,3}[^`]*`{1,3}", " ", text)
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    parts: list[str] = []
+    for line in text.splitlines():
+        line = re.sub(r"^\s*(#+|[-*+]|\d+[.)])\s*", "", line).strip()
+        if not line:
+            continue
+        parts.extend(s.strip() for s in re.split(r"(?<=[.!?;:])\s+", line) if s.strip())
+    return parts

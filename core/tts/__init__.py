@@ -1,0 +1,1 @@
+"""Text-to-speech interface and offline implementation (espeak-ng)."""

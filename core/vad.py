@@ -1,0 +1,201 @@
+"""Voice activity detection and end-of-utterance detection.
+
+Two layers:
+
+* a *frame classifier* says whether one 30 ms frame holds speech
+  (:class:`WebRtcFrameClassifier` wraps the WebRTC VAD that pocketsphinx ships,
+  gated by a level floor so very quiet hiss never counts);
+* an :class:`Endpointer` turns those per-frame decisions into utterances using
+  named thresholds (voiced time to open an utterance, silence that ends it, minimum
+  speech, maximum length) and hands out the audio to decode, including a pre-roll so
+  the first phoneme is not clipped.
+
+The method was chosen by measurement: see ``docs/vad.md`` and ``python -m core.eval vad``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array, dbfs
+
+FRAME_MS = 30
+FRAME_SAMPLES = PIPELINE_SAMPLE_RATE_HZ * FRAME_MS // 1000
+
+
+class FrameClassifier(Protocol):
+    """Decides whether one ``FRAME_SAMPLES``-long 16 kHz int16 frame is speech."""
+
+    def is_speech(self, frame: Int16Array) -> bool: ...
+
+
+class WebRtcFrameClassifier:
+    """WebRTC VAD (from pocketsphinx) with a level floor in dBFS."""
+
+    def __init__(self, mode: int = 2, floor_dbfs: float = -50.0):
+        import pocketsphinx
+
+        self._vad = pocketsphinx.Vad(mode, PIPELINE_SAMPLE_RATE_HZ, FRAME_MS / 1000)
+        if self._vad.frame_bytes != FRAME_SAMPLES * 2:
+            raise RuntimeError(f"unexpected VAD frame size {self._vad.frame_bytes}")
+        self._floor_dbfs = floor_dbfs
+
+    def is_speech(self, frame: Int16Array) -> bool:
+        if dbfs(frame) < self._floor_dbfs:
+            return False
+        return bool(self._vad.is_speech(frame.astype("<i2", copy=False).tobytes()))
+
+
+class EnergyFrameClassifier:
+    """Level threshold only: the baseline the WebRTC VAD is measured against."""
+
+    def __init__(self, threshold_dbfs: float = -40.0):
+        self._threshold = threshold_dbfs
+
+    def is_speech(self, frame: Int16Array) -> bool:
+        return dbfs(frame) >= self._threshold
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """Thresholds for turning frame decisions into utterances (all in ms)."""
+
+    speech_start_ms: int = 90
+    end_of_utterance_silence_ms: int = 500
+    min_speech_ms: int = 200
+    max_utterance_ms: int = 15000
+    pre_roll_ms: int = 300
+
+    @classmethod
+    def from_settings(cls, settings: object) -> EndpointConfig:
+        return cls(
+            speech_start_ms=getattr(settings, "speech_start_ms"),
+            end_of_utterance_silence_ms=getattr(settings, "end_of_utterance_silence_ms"),
+            min_speech_ms=getattr(settings, "min_speech_ms"),
+            max_utterance_ms=getattr(settings, "max_utterance_ms"),
+            pre_roll_ms=getattr(settings, "pre_roll_ms"),
+        )
+
+
+EndpointKind = Literal["start", "audio", "end", "abandon"]
+EndReason = Literal["silence", "max_length", "stream_end"]
+
+
+@dataclass(frozen=True)
+class EndpointEvent:
+    """What the endpointer saw.
+
+    * ``start``: an utterance opened at ``t_ms`` (stream time, includes pre-roll).
+    * ``audio``: samples belonging to the open utterance (pre-roll first).
+    * ``end``: the utterance closed; ``t_ms`` is the end of the last voiced frame,
+      ``speech_ms`` the voiced time inside it, ``reason`` why it closed.
+    * ``abandon``: the open utterance had too little speech (a click, a cough).
+    """
+
+    kind: EndpointKind
+    t_ms: float
+    audio: Int16Array | None = None
+    reason: EndReason | None = None
+    speech_ms: float = 0.0
+
+
+class Endpointer:
+    """Streaming end-of-utterance detection over arbitrary-size chunks."""
+
+    def __init__(self, config: EndpointConfig, classifier: FrameClassifier):
+        self.config = config
+        self._classifier = classifier
+        self._pending = np.zeros(0, np.int16)
+        self._pos = 0  # samples consumed into frames so far
+        self._pre_roll: deque[Int16Array] = deque(
+            maxlen=max(1, config.pre_roll_ms // FRAME_MS)
+        )
+        self._recent_voiced: deque[bool] = deque(
+            maxlen=max(1, -(-config.speech_start_ms // FRAME_MS))
+        )
+        self.in_utterance = False
+        self._utt_start_ms = 0.0
+        self._last_voiced_end_ms = 0.0
+        self._speech_ms = 0.0
+        self._silence_ms = 0.0
+
+    @property
+    def stream_ms(self) -> float:
+        """Stream time consumed so far."""
+        return self._pos * 1000.0 / PIPELINE_SAMPLE_RATE_HZ
+
+    def process(self, samples: Int16Array) -> list[EndpointEvent]:
+        """Feed 16 kHz mono int16 samples; return what happened, in order."""
+        events: list[EndpointEvent] = []
+        buf = np.concatenate([self._pending, samples]) if self._pending.size else samples
+        n_frames = buf.size // FRAME_SAMPLES
+        for i in range(n_frames):
+            frame = buf[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]
+            self._frame(frame, events)
+        self._pending = buf[n_frames * FRAME_SAMPLES :].copy()
+        return events
+
+    def finish(self) -> list[EndpointEvent]:
+        """The stream ended: close any open utterance."""
+        events: list[EndpointEvent] = []
+        if self.in_utterance:
+            self._close(events, "stream_end")
+        return events
+
+    def _frame(self, frame: Int16Array, events: list[EndpointEvent]) -> None:
+        cfg = self.config
+        t0 = self.stream_ms
+        self._pos += FRAME_SAMPLES
+        t1 = self.stream_ms
+        voiced = self._classifier.is_speech(frame)
+        if not self.in_utterance:
+            self._pre_roll.append(frame)
+            self._recent_voiced.append(voiced)
+            needed = self._recent_voiced.maxlen or 1
+            if len(self._recent_voiced) == needed and all(self._recent_voiced):
+                self.in_utterance = True
+                audio = np.concatenate(list(self._pre_roll))
+                self._utt_start_ms = t1 - audio.size * 1000.0 / PIPELINE_SAMPLE_RATE_HZ
+                self._speech_ms = needed * FRAME_MS
+                self._silence_ms = 0.0
+                self._last_voiced_end_ms = t1
+                self._pre_roll.clear()
+                self._recent_voiced.clear()
+                events.append(EndpointEvent("start", self._utt_start_ms))
+                events.append(EndpointEvent("audio", t0, audio=audio))
+            return
+        events.append(EndpointEvent("audio", t0, audio=frame))
+        if voiced:
+            self._speech_ms += FRAME_MS
+            self._silence_ms = 0.0
+            self._last_voiced_end_ms = t1
+        else:
+            self._silence_ms += FRAME_MS
+        if self._silence_ms >= cfg.end_of_utterance_silence_ms:
+            self._close(events, "silence")
+        elif t1 - self._utt_start_ms >= cfg.max_utterance_ms:
+            self._close(events, "max_length")
+
+    def _close(self, events: list[EndpointEvent], reason: EndReason) -> None:
+        self.in_utterance = False
+        end_ms = self._last_voiced_end_ms if reason != "max_length" else self.stream_ms
+        if self._speech_ms < self.config.min_speech_ms:
+            events.append(EndpointEvent("abandon", end_ms, speech_ms=self._speech_ms))
+        else:
+            events.append(
+                EndpointEvent("end", end_ms, reason=reason, speech_ms=self._speech_ms)
+            )
+        self._silence_ms = 0.0
+        self._speech_ms = 0.0
+
+
+def make_endpointer(settings: object) -> Endpointer:
+    """The endpointer the product uses, configured from settings."""
+    classifier = WebRtcFrameClassifier(
+        mode=getattr(settings, "vad_mode"), floor_dbfs=getattr(settings, "vad_speech_threshold_db")
+    )
+    return Endpointer(EndpointConfig.from_settings(settings), classifier)

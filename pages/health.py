@@ -1,0 +1,41 @@
+"""Health: providers in use, store status and the effective configuration."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+
+import streamlit as st
+
+from components.runtime import get_services
+
+services = get_services()
+settings = services.settings
+
+st.title("Health and settings")
+cols = st.columns(4)
+cols[0].metric("Speech to text", settings.stt_provider)
+cols[1].metric("Replies", settings.llm_provider)
+cols[2].metric("Text to speech", settings.tts_provider)
+cols[3].metric("Store", settings.store_provider)
+
+st.subheader("Store")
+try:
+    st.json(services.store.health())
+except Exception as exc:  # show, don't crash the page
+    st.error(f"Store check failed: {exc}")
+
+st.subheader("Domain pack")
+st.write(f"**{services.pack.name}** — {len(services.pack.articles)} articles, "
+         f"{len(services.pack.phrases)} phrases, fingerprint `{services.pack.fingerprint()}`")
+
+st.subheader("Versions")
+versions = {}
+for name in ("streamlit", "streamlit-webrtc", "aiortc", "av", "pocketsphinx", "numpy", "soxr"):
+    try:
+        versions[name] = md.version(name)
+    except md.PackageNotFoundError:
+        versions[name] = "not installed"
+st.json(versions)
+
+st.subheader("Effective configuration (secrets masked)")
+st.json(settings.masked())
