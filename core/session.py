@@ -31,8 +31,8 @@ from core.audio import (
     StreamResampler,
     dbfs,
 )
-from core.stt import STTEngine, STTError, UtteranceStream
 from core.store import SegmentRecord, Store, StoreError, UtteranceTiming
+from core.stt import STTEngine, STTError, UtteranceStream
 from core.text import is_junk
 from core.vad import Endpointer, EndpointEvent
 
@@ -46,6 +46,12 @@ MAX_BACKLOG_AUDIO_MS = 120_000
 RECENT_EVENTS = 200
 
 SessionState = Literal["idle", "listening", "stopping", "ended", "failed"]
+
+
+@dataclass(frozen=True)
+class SpeechStartedEvent:
+    call_id: str
+    t_ms: float
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ class ErrorEvent:
     fatal: bool = False
 
 
-SessionEvent = PartialEvent | FinalEvent | ErrorEvent
+SessionEvent = SpeechStartedEvent | PartialEvent | FinalEvent | ErrorEvent
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,28 @@ class VoiceSession:
                 pass
         self._done.wait(timeout=timeout_s)
 
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the session loop (from any thread)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(callback)
+
+    @property
+    def stream_ms(self) -> float:
+        """Audio time received so far in this call (the clock segments are stamped with)."""
+        with self._lock:
+            return self._m.stream_ms
+
+    def report_error(self, message: str) -> None:
+        """Surface a non-fatal problem to the UI and the log."""
+        self._record_error(message)
+
+    def add_segment_to_snapshot(self, segment: SegmentRecord) -> None:
+        """Show a segment persisted by a collaborator (the agent) in the live snapshot."""
+        with self._lock:
+            self._m.segments.append(segment)
+            self._m.segments.sort(key=lambda s: s.t_start_ms)
+
     @property
     def running(self) -> bool:
         return self._thread is not None and not self._done.is_set()
@@ -293,6 +321,7 @@ class VoiceSession:
                     since_partial_ms = 0.0
                     with self._lock:
                         self._m.in_speech = True
+                    self._emit(SpeechStartedEvent(call_id, ev.t_ms))
                 elif ev.kind == "audio" and stream is not None and ev.audio is not None:
                     try:
                         stream.accept(ev.audio)

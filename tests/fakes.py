@@ -72,3 +72,104 @@ class FakeStream:
 
     def cancel(self) -> None:
         self._engine.cancelled += 1
+
+
+class FakeConversation:
+    def __init__(self) -> None:
+        self.turns: list[tuple[str, str]] = []
+
+    def add(self, speaker: str, text: str) -> None:
+        self.turns.append((speaker, text))
+
+
+class FakeResponder:
+    """Streams ``reply`` word by word, ``delay_s`` between words; counts what it produced."""
+
+    def __init__(self, reply: str = "Sure. I can help with that today.", delay_s: float = 0.0,
+                 greeting: str = "Hello, how can I help?", error: str | None = None,
+                 replies: list[str] | None = None):
+        self.reply = reply
+        self.replies = replies
+        self.per_stream: list[int] = []
+        self.delay_s = delay_s
+        self._greeting = greeting
+        self.error = error
+        self.deltas_produced = 0
+        self.calls = 0
+        self.closed = 0
+
+    def greeting(self) -> str:
+        return self._greeting
+
+    async def stream(self, conversation):
+        import asyncio
+
+        self.calls += 1
+        index = len(self.per_stream)
+        self.per_stream.append(0)
+        reply = self.replies[index] if self.replies and index < len(self.replies) else self.reply
+        try:
+            if self.error:
+                raise RuntimeError(self.error)
+            for word in reply.split():
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s)
+                self.deltas_produced += 1
+                self.per_stream[index] += 1
+                yield word + " "
+        finally:
+            self.closed += 1
+
+
+class FakeTTS:
+    """``seconds_per_word`` of a tone per word, in 20 ms chunks at 16 kHz."""
+
+    name = "fake-tts"
+    sample_rate_hz = 16000
+
+    def __init__(self, seconds_per_word: float = 0.2, first_chunk_delay_s: float = 0.0):
+        self.seconds_per_word = seconds_per_word
+        self.first_chunk_delay_s = first_chunk_delay_s
+        self.chunks_produced = 0
+        self.texts: list[str] = []
+
+    async def stream(self, text: str):
+        import asyncio
+
+        import numpy as np
+
+        self.texts.append(text)
+        if self.first_chunk_delay_s:
+            await asyncio.sleep(self.first_chunk_delay_s)
+        n = int(len(text.split()) * self.seconds_per_word * self.sample_rate_hz)
+        chunk = 320
+        for i in range(0, n, chunk):
+            self.chunks_produced += 1
+            yield (np.ones(min(chunk, n - i), np.int16) * 1000)
+            await asyncio.sleep(0)
+
+
+class FakeAudioOut:
+    """Records pushes and clears with timestamps."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.log: list[tuple[str, float, int]] = []
+        self._lock = threading.Lock()
+
+    def push(self, pcm) -> None:
+        with self._lock:
+            self.log.append(("push", time.monotonic(), int(pcm.size)))
+
+    def clear(self) -> None:
+        with self._lock:
+            self.log.append(("clear", time.monotonic(), 0))
+
+    @property
+    def pushed_samples(self) -> int:
+        return sum(n for kind, _, n in self.log if kind == "push")
+
+    def pushes_after_last_clear(self) -> int:
+        idx = max((i for i, e in enumerate(self.log) if e[0] == "clear"), default=-1)
+        return sum(1 for e in self.log[idx + 1 :] if e[0] == "push")

@@ -66,6 +66,25 @@ class UtteranceTiming:
     created_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class TurnRecord:
+    """One caller → agent exchange and where its time went (ms; None = did not happen)."""
+
+    call_id: str
+    turn_index: int
+    caller_segment_id: int | None
+    agent_segment_id: int | None
+    caller_text: str
+    agent_text: str
+    endpoint_ms: float | None
+    stt_ms: float | None
+    reply_first_token_ms: float | None
+    tts_first_audio_ms: float | None
+    voice_to_voice_ms: float | None
+    interrupted: bool
+    created_at: float = 0.0
+
+
 class Store(Protocol):
     def create_call(
         self, source: str, metadata: dict[str, Any] | None = None, call_id: str | None = None
@@ -89,5 +108,7 @@ class Store(Protocol):
     def events(self, call_id: str, type: str | None = None) -> list[EventRecord]: ...
     def add_timing(self, timing: UtteranceTiming) -> None: ...
     def timings(self, call_id: str | None = None, limit: int = 1000) -> list[UtteranceTiming]: ...
+    def add_turn(self, turn: TurnRecord) -> None: ...
+    def turns(self, call_id: str | None = None, limit: int = 1000) -> list[TurnRecord]: ...
     def health(self) -> dict[str, Any]: ...
     def close(self) -> None: ...

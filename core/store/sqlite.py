@@ -23,6 +23,7 @@ from core.store import (
     SegmentRecord,
     Speaker,
     StoreError,
+    TurnRecord,
     UtteranceTiming,
 )
 
@@ -75,6 +76,25 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     CREATE INDEX timings_call ON utterance_timings(call_id, id);
+    """,
+    """
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        call_id TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        turn_index INTEGER NOT NULL,
+        caller_segment_id INTEGER REFERENCES segments(id) ON DELETE SET NULL,
+        agent_segment_id INTEGER REFERENCES segments(id) ON DELETE SET NULL,
+        caller_text TEXT NOT NULL,
+        agent_text TEXT NOT NULL,
+        endpoint_ms REAL,
+        stt_ms REAL,
+        reply_first_token_ms REAL,
+        tts_first_audio_ms REAL,
+        voice_to_voice_ms REAL,
+        interrupted INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX turns_call ON turns(call_id, turn_index);
     """,
 )
 
@@ -350,6 +370,38 @@ class SQLiteStore:
             )
             for r in rows
         ]
+
+    # --- turns ----------------------------------------------------------------------
+    _TURN_FIELDS = (
+        "call_id", "turn_index", "caller_segment_id", "agent_segment_id", "caller_text",
+        "agent_text", "endpoint_ms", "stt_ms", "reply_first_token_ms", "tts_first_audio_ms",
+        "voice_to_voice_ms", "interrupted", "created_at",
+    )
+
+    def add_turn(self, turn: TurnRecord) -> None:
+        values = [getattr(turn, f) for f in self._TURN_FIELDS]
+        values[-2] = int(turn.interrupted)
+        values[-1] = turn.created_at or time.time()
+        with self._tx() as tx:
+            tx.execute(
+                f"INSERT INTO turns ({', '.join(self._TURN_FIELDS)}) "
+                f"VALUES ({', '.join('?' * len(self._TURN_FIELDS))})",
+                values,
+            )
+
+    def turns(self, call_id: str | None = None, limit: int = 1000) -> list[TurnRecord]:
+        if call_id is None:
+            rows = self._query("SELECT * FROM turns ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = self._query(
+                "SELECT * FROM turns WHERE call_id = ? ORDER BY turn_index, id LIMIT ?", (call_id, limit)
+            )
+        out = []
+        for r in rows:
+            data = {f: r[f] for f in self._TURN_FIELDS}
+            data["interrupted"] = bool(data["interrupted"])
+            out.append(TurnRecord(**data))
+        return out
 
     # --- admin ----------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

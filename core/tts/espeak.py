@@ -7,13 +7,16 @@ Output is 22,050 Hz mono int16.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import threading
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
 
 from core.audio import Int16Array
+from core.tts import TTSError
 
 ESPEAK_SAMPLE_RATE_HZ = 22_050  # what espeak_Initialize reports for its voices
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -24,10 +27,6 @@ _ESPEAK_PITCH = 3
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
 )
-
-
-class TTSError(RuntimeError):
-    """Synthesis failed; the message says why."""
 
 
 class _Espeak:
@@ -144,3 +143,49 @@ def write_wav(path: str, samples: Int16Array, sample_rate_hz: int) -> None:
         w.setsampwidth(2)
         w.setframerate(sample_rate_hz)
         w.writeframes(samples.astype("<i2").tobytes())
+
+
+CACHE_PHRASES = 64
+CHUNK_MS = 40
+
+
+class EspeakTTS:
+    """Streaming offline TTS engine with a small cache for repeated phrases.
+
+    Synthesis of one clause takes a few milliseconds, so each piece of text is
+    synthesised whole in a worker thread and then yielded in ``CHUNK_MS`` chunks.
+    """
+
+    name = "espeak"
+
+    def __init__(self, voice: str = "en-us", rate_wpm: int = 165, pitch: int = 50, cache_size: int = CACHE_PHRASES):
+        self.voice = voice
+        self.rate_wpm = rate_wpm
+        self.pitch = pitch
+        self.sample_rate_hz = ESPEAK_SAMPLE_RATE_HZ
+        self._cache: OrderedDict[str, Int16Array] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self.cache_hits = 0
+        synthesize("ok", voice=voice)  # load the library and voice now, not mid-call
+
+    def synthesize(self, text: str) -> Int16Array:
+        key = " ".join(text.split()).lower()
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                self.cache_hits += 1
+                return self._cache[key]
+        audio = synthesize(text, voice=self.voice, rate_wpm=self.rate_wpm, pitch=self.pitch)
+        with self._lock:
+            self._cache[key] = audio
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return audio
+
+    async def stream(self, text: str) -> AsyncIterator[Int16Array]:
+        audio = await asyncio.to_thread(self.synthesize, text)
+        step = self.sample_rate_hz * CHUNK_MS // 1000
+        for i in range(0, audio.size, step):
+            yield audio[i : i + step]
+            await asyncio.sleep(0)

@@ -1,0 +1,296 @@
+"""Turn-taking for the spoken agent: reply streaming, TTS streaming, barge-in, metrics.
+
+The agent listens to a :class:`~core.session.VoiceSession`'s events on the session's
+own loop. A caller's final utterance starts a *turn*: reply text streams from the
+responder, is cut into pieces at sentence/clause boundaries, each piece is
+synthesised as soon as it is complete and its audio pushed to the output while the
+next piece is still being written. Caller speech while the agent talks interrupts it
+at once (output cleared, reply and TTS cancelled), unless it is a backchannel
+("ok", "mhm") or the agent's own voice leaking back into the microphone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from core.agent.chunker import SentenceChunker
+from core.audio import Int16Array, StreamResampler, int16_to_float
+from core.session import FinalEvent, PartialEvent, SessionEvent, SpeechStartedEvent, VoiceSession
+from core.store import Store, StoreError, TurnRecord
+from core.tts import TTSEngine, TTSError
+
+log = logging.getLogger(__name__)
+
+BACKCHANNELS = frozenset(
+    ["ok", "okay", "mhm", "mm", "hmm", "uh", "huh", "yeah", "yep", "yes", "right", "sure", "alright", "got", "it", "i", "see", "cool", "great"]
+)
+OUTPUT_SAMPLE_RATE_HZ = 48_000
+ECHO_OVERLAP = 0.6  # share of heard words found in what the agent is saying
+
+
+class AudioOut(Protocol):
+    """Where agent audio goes (``PcmAudioSource`` from streamlit-webrtc fits)."""
+
+    def push(self, pcm: Int16Array) -> None: ...
+    def clear(self) -> None: ...
+
+
+class ResponderLike(Protocol):
+    def greeting(self) -> str: ...
+    def stream(self, conversation: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    barge_in_min_words: int = 2
+    max_turns: int = 40
+    max_conversation_s: float = 900.0
+    output_rate_hz: int = OUTPUT_SAMPLE_RATE_HZ
+    greet: bool = True
+    closing_line: str = "We have reached the limit for this call. Thank you for calling, goodbye."
+
+
+@dataclass
+class _Turn:
+    index: int
+    caller_text: str
+    caller_segment_id: int | None
+    speech_end_at: float
+    endpoint_ms: float
+    stt_ms: float
+    started_at: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+    first_piece_at: float | None = None
+    first_audio_at: float | None = None
+    spoken: list[str] = field(default_factory=list)
+    audio_samples: int = 0
+    t_start_ms: float | None = None
+    interrupted: bool = False
+
+
+def words_of(text: str) -> list[str]:
+    return [w.strip(".,?!").lower() for w in text.split() if w.strip(".,?!")]
+
+
+def is_backchannel(text: str) -> bool:
+    w = words_of(text)
+    return bool(w) and all(x in BACKCHANNELS for x in w) and len(w) <= 3
+
+
+class VoiceAgent:
+    """Speaks replies into ``audio_out`` for one session."""
+
+    def __init__(
+        self,
+        session: VoiceSession,
+        responder: ResponderLike,
+        tts: TTSEngine,
+        audio_out: AudioOut,
+        store: Store,
+        conversation_factory: Callable[[], Any],
+        config: AgentConfig | None = None,
+    ):
+        self.session = session
+        self.responder = responder
+        self.tts = tts
+        self.out = audio_out
+        self.store = store
+        self.config = config or AgentConfig()
+        self.conversation = conversation_factory()
+        self._task: asyncio.Task[None] | None = None
+        self._turn: _Turn | None = None
+        self._playing_until = 0.0
+        self._speaking_text = ""
+        self._turn_index = 0
+        self._started = time.monotonic()
+        self._closed = False
+        self.turns: list[TurnRecord] = []
+        self.false_barge_ins_avoided = 0
+        session.add_listener(self.on_event)
+
+    # --- state ----------------------------------------------------------------------
+    @property
+    def speaking(self) -> bool:
+        running = self._task is not None and not self._task.done()
+        return running or time.monotonic() < self._playing_until
+
+    def start(self) -> None:
+        """Greet the caller (call once the session loop runs)."""
+        if self.config.greet:
+            self.session.call_soon(self._begin_greeting)
+
+    def _begin_greeting(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._speak_greeting())
+
+    # --- events (session loop thread) -----------------------------------------------
+    def on_event(self, event: SessionEvent) -> None:
+        if self._closed:
+            return
+        if isinstance(event, SpeechStartedEvent):
+            return  # wait for words: a cough or a click must not interrupt
+        if isinstance(event, PartialEvent):
+            if self.speaking and self._qualifies_as_barge_in(event.text):
+                self.barge_in()
+            return
+        if isinstance(event, FinalEvent) and event.segment.speaker == "caller":
+            text = event.segment.text
+            if self.speaking and (is_backchannel(text) or self._is_echo(text)):
+                self.false_barge_ins_avoided += 1
+                return
+            if self.speaking:
+                self.barge_in()
+            self._start_turn(event)
+
+    def _qualifies_as_barge_in(self, heard: str) -> bool:
+        w = [x for x in words_of(heard) if x not in BACKCHANNELS]
+        if len(w) < self.config.barge_in_min_words:
+            return False
+        if self._is_echo(heard):
+            self.false_barge_ins_avoided += 1
+            return False
+        return True
+
+    def _is_echo(self, heard: str) -> bool:
+        heard_words = words_of(heard)
+        if not heard_words or not self._speaking_text:
+            return False
+        said = set(words_of(self._speaking_text))
+        return sum(w in said for w in heard_words) / len(heard_words) >= ECHO_OVERLAP
+
+    def barge_in(self) -> None:
+        """Caller spoke over the agent: silence it now and drop the rest of the reply."""
+        self.out.clear()
+        self._playing_until = 0.0
+        if self._turn is not None:
+            self._turn.interrupted = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        log.info("barge-in", extra={"call_id": self.session.call_id})
+
+    # --- turns ----------------------------------------------------------------------
+    def _start_turn(self, event: FinalEvent) -> None:
+        now = time.monotonic()
+        timing = event.timing
+        self._turn_index += 1
+        turn = _Turn(
+            index=self._turn_index,
+            caller_text=event.segment.text,
+            caller_segment_id=event.segment.id or None,
+            speech_end_at=now - timing.speech_end_to_final_ms / 1000.0,
+            endpoint_ms=timing.endpoint_ms,
+            stt_ms=timing.stt_finalize_ms,
+        )
+        self.conversation.add("caller", event.segment.text)
+        over = self._turn_index > self.config.max_turns or (
+            now - self._started > self.config.max_conversation_s
+        )
+        self._task = asyncio.get_running_loop().create_task(self._run_turn(turn, closing=over))
+
+    async def _speak_greeting(self) -> None:
+        turn = _Turn(0, "", None, time.monotonic(), 0.0, 0.0)
+        text = self.responder.greeting()
+        turn.first_token_at = time.monotonic()
+        await self._speak_piece(turn, text)
+        self.conversation.add("agent", text)
+        self._persist_agent(turn)
+
+    async def _run_turn(self, turn: _Turn, closing: bool) -> None:
+        self._turn = turn
+        try:
+            if closing:
+                turn.first_token_at = time.monotonic()
+                await self._speak_piece(turn, self.config.closing_line)
+                self._closed = True
+            else:
+                chunker = SentenceChunker()
+                stream = self.responder.stream(self.conversation)
+                try:
+                    async for delta in stream:
+                        if turn.first_token_at is None:
+                            turn.first_token_at = time.monotonic()
+                        for piece in chunker.feed(delta):
+                            await self._speak_piece(turn, piece)
+                    for piece in chunker.flush():
+                        await self._speak_piece(turn, piece)
+                finally:
+                    await stream.aclose()
+        except asyncio.CancelledError:
+            turn.interrupted = True
+        except (TTSError, Exception) as exc:  # a failed reply must not end the call
+            log.warning("reply failed", extra={"call_id": self.session.call_id, "error": str(exc)})
+            self.session.report_error(f"the agent could not reply: {exc}")
+        finally:
+            if turn.spoken:
+                self.conversation.add("agent", " ".join(turn.spoken))
+            self._finish_turn(turn)
+            self._turn = None
+
+    async def _speak_piece(self, turn: _Turn, piece: str) -> None:
+        if turn.first_piece_at is None:
+            turn.first_piece_at = time.monotonic()
+        self._speaking_text = (self._speaking_text + " " + piece)[-2000:]
+        resampler = StreamResampler(self.config.output_rate_hz)
+        async for chunk in self.tts.stream(piece):
+            pcm = resampler.process(int16_to_float(chunk), self.tts.sample_rate_hz)
+            self._push(turn, pcm)
+        self._push(turn, resampler.flush())
+        turn.spoken.append(piece)
+
+    def _push(self, turn: _Turn, pcm: Int16Array) -> None:
+        if pcm.size == 0:
+            return
+        now = time.monotonic()
+        if turn.first_audio_at is None:
+            turn.first_audio_at = now
+            turn.t_start_ms = self.session.stream_ms
+        self.out.push(pcm)
+        turn.audio_samples += pcm.size
+        duration = pcm.size / self.config.output_rate_hz
+        self._playing_until = max(self._playing_until, now) + duration
+
+    # --- persistence ----------------------------------------------------------------
+    def _persist_agent(self, turn: _Turn) -> int | None:
+        if not turn.spoken or turn.t_start_ms is None:
+            return None
+        text = " ".join(turn.spoken)
+        duration_ms = turn.audio_samples * 1000.0 / self.config.output_rate_hz
+        try:
+            seg = self.store.add_segment(
+                self.session.call_id or "", "agent", text, turn.t_start_ms, turn.t_start_ms + duration_ms
+            )
+        except StoreError as exc:
+            self.session.report_error(f"could not save the agent's line: {exc}")
+            return None
+        self.session.add_segment_to_snapshot(seg)
+        return seg.id
+
+    def _finish_turn(self, turn: _Turn) -> None:
+        agent_segment_id = self._persist_agent(turn)
+
+        def ms(a: float | None, b: float | None) -> float | None:
+            return None if a is None or b is None else (b - a) * 1000.0
+
+        record = TurnRecord(
+            call_id=self.session.call_id or "",
+            turn_index=turn.index,
+            caller_segment_id=turn.caller_segment_id,
+            agent_segment_id=agent_segment_id,
+            caller_text=turn.caller_text,
+            agent_text=" ".join(turn.spoken),
+            endpoint_ms=turn.endpoint_ms,
+            stt_ms=turn.stt_ms,
+            reply_first_token_ms=ms(turn.started_at, turn.first_token_at),
+            tts_first_audio_ms=ms(turn.first_piece_at, turn.first_audio_at),
+            voice_to_voice_ms=ms(turn.speech_end_at, turn.first_audio_at),
+            interrupted=turn.interrupted,
+        )
+        self.turns.append(record)
+        try:
+            self.store.add_turn(record)
+        except StoreError as exc:
+            self.session.report_error(f"could not save turn metrics: {exc}")

@@ -1,0 +1,155 @@
+import time
+
+import numpy as np
+
+from core.agent.chunker import SentenceChunker
+from core.agent.voice_agent import AgentConfig, VoiceAgent, is_backchannel
+from core.session import VoiceSession
+from core.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
+from tests.conftest import silence, tone
+from tests.fakes import FakeAudioOut, FakeConversation, FakeResponder, FakeSTT, FakeTTS
+
+CFG = EndpointConfig(speech_start_ms=60, end_of_utterance_silence_ms=300, min_speech_ms=150, pre_roll_ms=150)
+
+
+def make(store, stt, responder, tts, config=None):
+    session = VoiceSession(store, stt, lambda: Endpointer(CFG, EnergyFrameClassifier(-35)), partial_interval_ms=60)
+    out = FakeAudioOut()
+    agent = VoiceAgent(session, responder, tts, out, store, FakeConversation,
+                       config or AgentConfig(greet=False, output_rate_hz=16000))
+    session.start()
+    agent.start()
+    return session, agent, out
+
+
+def play(session, audio, realtime=True):
+    chunk = 320
+    for i in range(0, audio.size, chunk):
+        session.push_pcm(audio[i : i + chunk])
+        if realtime:
+            time.sleep(chunk / 16000)
+    session.wait_idle(10)
+
+
+def wait_for(cond, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_chunker_cuts_sentences_and_long_clauses_only():
+    c = SentenceChunker()
+    out = []
+    text = "Yes, I can. Your card, the debit one, is frozen now, and a new card will arrive in five days. Anything else?"
+    for w in text.split(" "):
+        out += c.feed(w + " ")
+    out += c.flush()
+    assert out == [
+        "Yes, I can.",
+        "Your card, the debit one, is frozen now,",
+        "and a new card will arrive in five days.",
+        "Anything else?",
+    ]
+
+
+def test_backchannel_detection():
+    assert is_backchannel("ok") and is_backchannel("mhm yeah") and is_backchannel("uh huh")
+    assert not is_backchannel("ok but my card is lost") and not is_backchannel("")
+
+
+def test_reply_is_spoken_and_both_sides_are_stored_with_metrics(store):
+    responder = FakeResponder("Sure. I can block your card right now.")
+    session, agent, out = make(store, FakeSTT(["my card is lost"]), responder, FakeTTS(0.05))
+    play(session, np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6)]))
+    assert wait_for(lambda: len(agent.turns) == 1)
+    session.stop()
+    segs = store.segments(session.call_id)
+    assert [(s.speaker, s.text) for s in segs] == [
+        ("caller", "my card is lost"),
+        ("agent", "Sure. I can block your card right now."),
+    ]
+    assert segs[1].t_start_ms >= segs[0].t_end_ms
+    turn = store.turns(session.call_id)[0]
+    assert not turn.interrupted and turn.agent_segment_id == segs[1].id
+    assert turn.voice_to_voice_ms is not None and turn.voice_to_voice_ms > 0
+    assert turn.reply_first_token_ms is not None and turn.tts_first_audio_ms is not None
+    # streamed: the first sentence's audio went out before the reply was finished
+    assert out.pushed_samples > 0
+
+
+def test_audio_starts_before_the_reply_is_finished(store):
+    responder = FakeResponder("Sure. " + "word " * 30, delay_s=0.02)
+    session, agent, out = make(store, FakeSTT(["hello"]), responder, FakeTTS(0.02))
+    play(session, np.concatenate([silence(0.3), tone(300, 0.6), silence(0.5)]))
+    assert wait_for(lambda: out.pushed_samples > 0, 5)
+    assert responder.deltas_produced < 31  # first audio pushed while words still coming
+    assert wait_for(lambda: len(agent.turns) == 1)
+    session.stop()
+
+
+def test_barge_in_stops_audio_reply_and_tts_at_once(store):
+    long_reply = " ".join(["This is a long answer that keeps going."] * 20)
+    responder = FakeResponder(delay_s=0.01, replies=[long_reply, ""])
+    tts = FakeTTS(0.3)  # 0.3 s of audio per word: the agent is talking for a long time
+    stt = FakeSTT(["my card is lost", "wait stop please"])
+    session, agent, out = make(store, stt, responder, tts)
+    play(session, np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6)]))
+    assert wait_for(lambda: agent.speaking and out.pushed_samples > 0, 5)
+    play(session, np.concatenate([tone(500, 0.8), silence(0.6)]))  # caller talks over the agent
+    assert wait_for(lambda: any(e[0] == "clear" for e in out.log), 5)
+    produced_at_clear = responder.per_stream[0]
+    chunks_at_clear = tts.chunks_produced
+    time.sleep(0.5)
+    interrupted = store.turns(session.call_id)[0]
+    assert interrupted.interrupted and len(interrupted.agent_text) < len(long_reply)
+    # nothing more of the interrupted reply: no further tokens, no TTS, no audio after clear
+    assert responder.per_stream[0] - produced_at_clear <= 1
+    assert responder.per_stream[0] < len(long_reply.split())
+    assert responder.closed >= 1
+    assert tts.chunks_produced - chunks_at_clear <= 1
+    assert out.pushes_after_last_clear() == 0
+    session.stop()
+
+
+def test_backchannel_and_echo_do_not_interrupt(store):
+    reply = "Your replacement card will arrive within five business days at your home address."
+    responder = FakeResponder(reply)
+    tts = FakeTTS(0.35)  # ~4.5 s of agent speech
+    stt = FakeSTT(["my card is lost", "mhm", "card will arrive within five"])
+    session, agent, out = make(store, stt, responder, tts)
+    play(session, np.concatenate([silence(0.3), tone(300, 0.8), silence(0.5)]))
+    assert wait_for(lambda: out.pushed_samples > 0, 5)
+    play(session, np.concatenate([tone(400, 0.3), silence(0.5)]))  # "mhm"
+    play(session, np.concatenate([tone(450, 0.8), silence(0.5)]))  # the agent's own voice
+    assert not any(e[0] == "clear" for e in out.log)
+    assert agent.false_barge_ins_avoided >= 2
+    assert wait_for(lambda: len(agent.turns) == 1, 10)
+    assert not store.turns(session.call_id)[0].interrupted
+    session.stop()
+
+
+def test_reply_failure_is_reported_and_call_continues(store):
+    responder = FakeResponder(error="model unavailable")
+    session, agent, out = make(store, FakeSTT(["hello", "hello again"]), responder, FakeTTS(0.01))
+    play(session, np.concatenate([silence(0.3), tone(300, 0.6), silence(0.5)]))
+    assert wait_for(lambda: len(agent.turns) == 1)
+    assert any("could not reply" in e for e in session.snapshot().errors)
+    session.stop()
+    assert store.get_call(session.call_id).status == "ended"
+
+
+def test_greeting_and_max_turns_guard(store):
+    responder = FakeResponder("Fine.", greeting="Hi, this is Nora.")
+    cfg = AgentConfig(greet=True, max_turns=1, output_rate_hz=16000, closing_line="Goodbye now.")
+    session, agent, out = make(store, FakeSTT(["one", "two"]), responder, FakeTTS(0.01), cfg)
+    assert wait_for(lambda: out.pushed_samples > 0, 5)
+    play(session, np.concatenate([silence(0.3), tone(300, 0.6), silence(0.6)]))
+    assert wait_for(lambda: len(agent.turns) == 1)
+    play(session, np.concatenate([tone(300, 0.6), silence(0.6)]))
+    assert wait_for(lambda: len(agent.turns) == 2)
+    session.stop()
+    agent_lines = [s.text for s in store.segments(session.call_id) if s.speaker == "agent"]
+    assert agent_lines == ["Hi, this is Nora.", "Fine.", "Goodbye now."]
