@@ -60,6 +60,13 @@ def live_panel() -> None:
 
 live_panel()
 
+
+
+@st.fragment(run_every=2.0)
+def recent_calls() -> None:
+    st.subheader("Recent calls")
+    render_call_list(services.store.list_calls(limit=20), services.store.segments)
+
+
 st.divider()
-st.subheader("Recent calls")
-render_call_list(services.store.list_calls(limit=20), services.store.segments)
+recent_calls()
