@@ -6,6 +6,7 @@ st.set_page_config(page_title="Voice Copilot", page_icon="🎧", layout="wide")
 st.navigation(
     [
         st.Page("pages/live.py", title="Live", icon="🎙️", default=True),
+        st.Page("pages/talk.py", title="Talk", icon="💬"),
         st.Page("pages/health.py", title="Health", icon="🩺"),
     ]
 ).run()

@@ -39,28 +39,64 @@ def enable_loopback_ice() -> None:
     _PATCHED = True
 
 
-def render_mic_capture(key: str, bridge: Any, sendonly: bool = True) -> bool | None:
+class AudioOutHolder:
+    """Forwards agent audio to the current WebRTC session's PCM source.
+
+    streamlit-webrtc creates a new source per WebRTC session; the agent keeps one
+    holder and the page points it at the live source on every run.
+    """
+
+    def __init__(self) -> None:
+        self.source: Any = None
+
+    def push(self, pcm: Any) -> None:
+        if self.source is not None:
+            self.source.push(pcm)
+
+    def clear(self) -> None:
+        if self.source is not None:
+            self.source.clear()
+
+
+def render_mic_capture(
+    key: str, bridge: Any, audio_out: AudioOutHolder | None = None, output_rate_hz: int = 48_000
+) -> bool | None:
     """The Start/Stop WebRTC widget feeding ``bridge.on_frame``.
 
-    Returns whether the capture is playing, or None where WebRTC cannot run (the
-    script runs without a Streamlit server, as in AppTest).
+    With ``audio_out``, the connection is two-way: what the agent pushes into the holder
+    plays in the browser. Returns whether the capture is playing, or None where WebRTC
+    cannot run (the script runs without a Streamlit server, as in AppTest).
     """
     import streamlit as st
-    from streamlit_webrtc import WebRtcMode, create_audio_sink_track, webrtc_streamer
+    from streamlit_webrtc import (
+        WebRtcMode,
+        create_audio_sink_track,
+        create_pcm_audio_source_track,
+        webrtc_streamer,
+    )
 
     try:
         sink = create_audio_sink_track(
             callback=bridge.on_frame, key=f"{key}-sink", on_ended=lambda: bridge.close(wait=False)
         )
+        source = (
+            create_pcm_audio_source_track(key=f"{key}-out", sample_rate=output_rate_hz)
+            if audio_out is not None
+            else None
+        )
     except AttributeError:  # no session manager: not served by `streamlit run`
         st.info("Microphone capture needs the app served by `streamlit run`.")
         return None
+    if audio_out is not None:
+        audio_out.source = source
     ctx = webrtc_streamer(
         key=key,
-        mode=WebRtcMode.SENDONLY if sendonly else WebRtcMode.SENDRECV,
+        mode=WebRtcMode.SENDONLY if source is None else WebRtcMode.SENDRECV,
         rtc_configuration=RTC_CONFIGURATION,
         media_stream_constraints=MIC_CONSTRAINTS,
         sink_audio_track=sink,
+        source_audio_track=source.track if source is not None else None,
+        sendback_video=False,
     )
     if not ctx.state.playing and not ctx.state.signalling and bridge.session is not None:
         bridge.close()

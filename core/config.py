@@ -96,6 +96,15 @@ class Settings(BaseSettings):
     stt_language_model: Literal["domain", "general"] = "domain"
     partial_interval_ms: int = Field(default=200, ge=50, le=2000)
 
+    # --- voice agent ------------------------------------------------------------
+    tts_voice: str = "en-us"
+    tts_rate_wpm: int = Field(default=170, ge=80, le=450)
+    barge_in_min_words: int = Field(
+        default=2, ge=1, le=10, description="Caller words (not backchannels) that interrupt the agent"
+    )
+    max_conversation_turns: int = Field(default=40, ge=1)
+    max_conversation_s: float = Field(default=900.0, ge=10)
+
     # --- session / UI -----------------------------------------------------------
     max_frame_queue_s: float = Field(
         default=30.0, ge=1.0, description="Audio backlog kept when decoding falls behind"

@@ -12,7 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.agent.voice_agent import AgentConfig, AudioOut, VoiceAgent
 from core.config import Settings
+from core.kb import KBSearch
+from core.kb.lexical import LexicalIndex
+from core.reply import Conversation
+from core.reply.embedded import EmbeddedResponder
+from core.tts import TTSEngine
 from core.pack import Pack, load_pack
 from core.session import STALE_CALL_AFTER_S, VoiceSession
 from core.store import Store
@@ -40,6 +46,14 @@ def build_stt(settings: Settings, pack: Pack) -> STTEngine:
     raise NotImplementedError(f"STT provider {settings.stt_provider!r} is not available yet")
 
 
+def build_tts(settings: Settings) -> TTSEngine:
+    if settings.tts_provider == "espeak":
+        from core.tts.espeak import EspeakTTS
+
+        return EspeakTTS(voice=settings.tts_voice, rate_wpm=settings.tts_rate_wpm)
+    raise NotImplementedError(f"TTS provider {settings.tts_provider!r} is not available yet")
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -47,8 +61,57 @@ class Services:
     pack: Pack
     stt: STTEngine
     endpointer_factory: Callable[[], Endpointer]
+    kb: KBSearch
     sessions: dict[str, VoiceSession] = field(default_factory=dict)
+    agents: dict[str, VoiceAgent] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _tts: TTSEngine | None = None
+
+    @property
+    def tts(self) -> TTSEngine:
+        """The speech synthesiser, loaded on first use."""
+        if self._tts is None:
+            with self._lock:
+                if self._tts is None:
+                    self._tts = build_tts(self.settings)
+        return self._tts
+
+    def new_responder(self) -> EmbeddedResponder:
+        return EmbeddedResponder(self.pack, self.kb)
+
+    def new_agent_session(
+        self, audio_out: AudioOut, source: str = "talk", metadata: dict[str, Any] | None = None
+    ) -> VoiceSession:
+        """A voice session with the spoken agent attached (greets, replies, barge-in)."""
+        session = VoiceSession(
+            self.store,
+            self.stt,
+            self.endpointer_factory,
+            source=source,
+            metadata=metadata,
+            partial_interval_ms=self.settings.partial_interval_ms,
+        )
+        agent = VoiceAgent(
+            session,
+            self.new_responder(),
+            self.tts,
+            audio_out,
+            self.store,
+            Conversation,
+            AgentConfig(
+                barge_in_min_words=self.settings.barge_in_min_words,
+                max_turns=self.settings.max_conversation_turns,
+                max_conversation_s=self.settings.max_conversation_s,
+            ),
+        )
+        call_id = session.start()
+        agent.start()
+        with self._lock:
+            self.sessions = {k: s for k, s in self.sessions.items() if s.running}
+            self.agents = {k: a for k, a in self.agents.items() if k in self.sessions}
+            self.sessions[call_id] = session
+            self.agents[call_id] = agent
+        return session
 
     def new_session(self, source: str = "browser", metadata: dict[str, Any] | None = None) -> VoiceSession:
         """Create and start a voice session; it is registered until it ends."""
@@ -81,4 +144,5 @@ def build_services(settings: Settings, stt: STTEngine | None = None) -> Services
         pack=pack,
         stt=engine,
         endpointer_factory=lambda: make_endpointer(settings),
+        kb=LexicalIndex.from_pack(pack),
     )

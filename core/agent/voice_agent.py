@@ -52,6 +52,9 @@ class AgentConfig:
     max_conversation_s: float = 900.0
     output_rate_hz: int = OUTPUT_SAMPLE_RATE_HZ
     greet: bool = True
+    # False when the output consumes audio as fast as it is pushed (batch runs, tests):
+    # then the agent is "speaking" only while it is producing a reply.
+    paced_playback: bool = True
     closing_line: str = "We have reached the limit for this call. Thank you for calling, goodbye."
 
 
@@ -250,8 +253,9 @@ class VoiceAgent:
             turn.t_start_ms = self.session.stream_ms
         self.out.push(pcm)
         turn.audio_samples += pcm.size
-        duration = pcm.size / self.config.output_rate_hz
-        self._playing_until = max(self._playing_until, now) + duration
+        if self.config.paced_playback:
+            duration = pcm.size / self.config.output_rate_hz
+            self._playing_until = max(self._playing_until, now) + duration
 
     # --- persistence ----------------------------------------------------------------
     def _persist_agent(self, turn: _Turn) -> int | None:
