@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     stt_language_model: Literal["domain", "general"] = "domain"
     partial_interval_ms: int = Field(default=200, ge=50, le=2000)
 
+    pii_redaction: bool = Field(
+        default=True, description="Redact card/account/phone numbers, emails, national ids"
+    )
+
     # --- voice agent ------------------------------------------------------------
     tts_voice: str = "en-us"
     tts_rate_wpm: int = Field(default=170, ge=80, le=450)

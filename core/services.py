@@ -20,6 +20,7 @@ from core.reply import Conversation
 from core.reply.embedded import EmbeddedResponder
 from core.tts import TTSEngine
 from core.pack import Pack, load_pack
+from core.pii import Redactor
 from core.session import STALE_CALL_AFTER_S, VoiceSession
 from core.store import Store
 from core.stt import STTEngine
@@ -90,6 +91,7 @@ class Services:
             source=source,
             metadata=metadata,
             partial_interval_ms=self.settings.partial_interval_ms,
+            redact=Redactor(self.settings.pii_redaction),
         )
         agent = VoiceAgent(
             session,
@@ -122,6 +124,7 @@ class Services:
             source=source,
             metadata=metadata,
             partial_interval_ms=self.settings.partial_interval_ms,
+            redact=Redactor(self.settings.pii_redaction),
         )
         call_id = session.start()
         with self._lock:

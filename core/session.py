@@ -126,6 +126,7 @@ class VoiceSession:
         metadata: dict[str, Any] | None = None,
         partial_interval_ms: int = 200,
         no_audio_timeout_s: float = NO_AUDIO_TIMEOUT_S,
+        redact: Callable[..., str] | None = None,
     ):
         self._store = store
         self._stt = stt
@@ -134,6 +135,8 @@ class VoiceSession:
         self._metadata = dict(metadata or {})
         self._partial_interval_ms = partial_interval_ms
         self._no_audio_timeout_s = no_audio_timeout_s
+        # PII is removed before a line is stored, shown or handed to a responder.
+        self._redact: Callable[..., str] = redact or (lambda text, partial=False: text)
         self._lock = threading.Lock()
         self._m = _Mutable()
         self._listeners: list[Callable[[SessionEvent], None]] = []
@@ -333,7 +336,7 @@ class VoiceSession:
                     since_partial_ms += ev.audio.size * 1000.0 / PIPELINE_SAMPLE_RATE_HZ
                     if since_partial_ms >= self._partial_interval_ms:
                         since_partial_ms = 0.0
-                        text = stream.partial()
+                        text = self._redact(stream.partial(), partial=True)
                         if text:
                             with self._lock:
                                 self._m.partial = text
@@ -463,7 +466,7 @@ class VoiceSession:
         except STTError as exc:
             self._record_error(f"speech recognition failed: {exc}")
             return
-        text = transcript.text.strip()
+        text = self._redact(transcript.text.strip())
         with self._lock:
             self._m.partial = ""
         if is_junk(text):

@@ -234,3 +234,15 @@ def test_create_call_failure_starts_nothing():
     with pytest.raises(StoreError):
         s.start()
     assert not s.running
+
+
+def test_pii_is_redacted_before_it_is_stored_or_announced(store):
+    from core.pii import Redactor
+
+    stt = FakeSTT(["my card number is four one one one one one one one one one one one one one one one"])
+    s = VoiceSession(store, stt, endpointer, redact=Redactor())
+    call_id = s.start()
+    feed(s, bursts(1))
+    s.stop()
+    assert [x.text for x in store.segments(call_id)] == ["my card number is [CARD]"]
+    assert all("one one one one" not in getattr(e, "text", "") for e in drain(s))
