@@ -171,10 +171,10 @@ class VoiceSession:
         self._thread = threading.Thread(
             target=self._thread_main, name=f"voice-session-{call.id}", daemon=True
         )
+        with self._lock:
+            self._m.state = "listening"  # before the thread runs: a crash may set "failed"
         self._thread.start()
         self._ready.wait(timeout=10)
-        with self._lock:
-            self._m.state = "listening"
         log.info("call started", extra={"call_id": call.id, "source": self._source})
         return call.id
 
