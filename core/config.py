@@ -80,9 +80,12 @@ class Settings(BaseSettings):
     )
 
     # --- voice activity / end of utterance --------------------------------------
-    vad_mode: int = Field(default=2, ge=0, le=3, description="VAD aggressiveness 0-3")
+    vad_mode: int = Field(default=3, ge=0, le=3, description="VAD aggressiveness 0-3")
     vad_speech_threshold_db: float = Field(
-        default=-50.0, description="Frames quieter than this (dBFS) are never speech"
+        default=-60.0, description="Frames quieter than this (dBFS) are never speech"
+    )
+    vad_snr_gate_db: float = Field(
+        default=6.0, ge=0.0, le=40.0, description="Speech must be this far above the noise floor"
     )
     end_of_utterance_silence_ms: int = Field(default=500, ge=100, le=5000)
     min_speech_ms: int = Field(default=200, ge=30, le=5000)
@@ -95,6 +98,9 @@ class Settings(BaseSettings):
     # --- speech to text ---------------------------------------------------------
     stt_language_model: Literal["domain", "general"] = "domain"
     partial_interval_ms: int = Field(default=200, ge=50, le=2000)
+    stt_noise_floor_dbfs: float = Field(
+        default=-65.0, le=-30.0, description="White noise mixed in before decoding (stabilises CMN)"
+    )
 
     pii_redaction: bool = Field(
         default=True, description="Redact card/account/phone numbers, emails, national ids"

@@ -281,6 +281,13 @@ class VoiceSession:
             )
             self._emit(ErrorEvent(self.call_id or "", f"The call stopped: {error}", fatal=True))
         finally:
+            # Collaborators' tasks (the agent's reply) end with the call and save what
+            # they had before the call is closed.
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._flush_outbox()
             try:
                 self._store.end_call(self.call_id or "", status=status, error=error)
@@ -416,9 +423,11 @@ class VoiceSession:
             if rejected <= 3 or rejected % 100 == 0:
                 self._record_error(f"ignored a malformed audio frame ({exc}); {rejected} so far")
             return
-        backlog = self._queue.qsize() * pcm.size
-        self._backlog_samples = backlog
-        if backlog * 1000.0 / PIPELINE_SAMPLE_RATE_HZ > MAX_BACKLOG_AUDIO_MS:
+        # Backlog = audio handed over but not processed yet, from arrival times: frames
+        # vary in size, so counting queued frames would misjudge it.
+        behind_s = time.monotonic() - arrived
+        self._backlog_samples = int(behind_s * PIPELINE_SAMPLE_RATE_HZ) if self._queue.qsize() else 0
+        if behind_s * 1000.0 > MAX_BACKLOG_AUDIO_MS:
             self._drain_backlog()
         with self._lock:
             self._m.frames_received += 1

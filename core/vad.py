@@ -4,13 +4,14 @@ Two layers:
 
 * a *frame classifier* says whether one 30 ms frame holds speech
   (:class:`WebRtcFrameClassifier` wraps the WebRTC VAD that pocketsphinx ships,
-  gated by a level floor so very quiet hiss never counts);
+  gated by a level floor so very quiet hiss never counts and by a noise gate so
+  steady noise of any level never counts);
 * an :class:`Endpointer` turns those per-frame decisions into utterances using
   named thresholds (voiced time to open an utterance, silence that ends it, minimum
   speech, maximum length) and hands out the audio to decode, including a pre-roll so
   the first phoneme is not clipped.
 
-The method was chosen by measurement: see ``docs/vad.md`` and ``python -m core.eval vad``.
+The method was chosen by measurement: see ``docs/speech.md`` and ``python -m core.eval vad``.
 """
 
 from __future__ import annotations
@@ -34,20 +35,43 @@ class FrameClassifier(Protocol):
 
 
 class WebRtcFrameClassifier:
-    """WebRTC VAD (from pocketsphinx) with a level floor in dBFS."""
+    """WebRTC VAD (from pocketsphinx), gated by an absolute level floor and a noise gate.
 
-    def __init__(self, mode: int = 2, floor_dbfs: float = -50.0):
+    * ``floor_dbfs``: frames quieter than this are never speech.
+    * ``snr_gate_db``: frames less than this far above the running noise floor (the
+      quietest frame of the last ``gate_window_ms``) are never speech. Stationary
+      noise (hum, fans, hiss) sits at its own floor, so it is rejected whatever its
+      level, while speech, which always dips between syllables, passes. The WebRTC
+      VAD alone calls 50 Hz hum speech and opens an utterance at the start of any
+      steady noise while it adapts; see ``docs/speech.md``. None disables the gate.
+    """
+
+    def __init__(
+        self,
+        mode: int = 2,
+        floor_dbfs: float = -50.0,
+        snr_gate_db: float | None = 6.0,
+        gate_window_ms: int = 3000,
+    ):
         import pocketsphinx
 
         self._vad = pocketsphinx.Vad(mode, PIPELINE_SAMPLE_RATE_HZ, FRAME_MS / 1000)
         if self._vad.frame_bytes != FRAME_SAMPLES * 2:
             raise RuntimeError(f"unexpected VAD frame size {self._vad.frame_bytes}")
+        self.mode = mode
         self._floor_dbfs = floor_dbfs
+        self._gate_db = snr_gate_db
+        self._levels: deque[float] = deque(maxlen=max(1, gate_window_ms // FRAME_MS))
 
     def is_speech(self, frame: Int16Array) -> bool:
-        if dbfs(frame) < self._floor_dbfs:
-            return False
-        return bool(self._vad.is_speech(frame.astype("<i2", copy=False).tobytes()))
+        # Every frame goes to the WebRTC VAD, so its noise model keeps adapting.
+        voiced = bool(self._vad.is_speech(frame.astype("<i2", copy=False).tobytes()))
+        level = dbfs(frame)
+        if self._gate_db is not None:
+            self._levels.append(level)
+            if level < min(self._levels) + self._gate_db:
+                return False
+        return voiced and level >= self._floor_dbfs
 
 
 class EnergyFrameClassifier:
@@ -73,11 +97,11 @@ class EndpointConfig:
     @classmethod
     def from_settings(cls, settings: object) -> EndpointConfig:
         return cls(
-            speech_start_ms=getattr(settings, "speech_start_ms"),
-            end_of_utterance_silence_ms=getattr(settings, "end_of_utterance_silence_ms"),
-            min_speech_ms=getattr(settings, "min_speech_ms"),
-            max_utterance_ms=getattr(settings, "max_utterance_ms"),
-            pre_roll_ms=getattr(settings, "pre_roll_ms"),
+            speech_start_ms=settings.speech_start_ms,
+            end_of_utterance_silence_ms=settings.end_of_utterance_silence_ms,
+            min_speech_ms=settings.min_speech_ms,
+            max_utterance_ms=settings.max_utterance_ms,
+            pre_roll_ms=settings.pre_roll_ms,
         )
 
 
@@ -111,8 +135,10 @@ class Endpointer:
         self._classifier = classifier
         self._pending = np.zeros(0, np.int16)
         self._pos = 0  # samples consumed into frames so far
+        # The frames that open an utterance are kept too, so the audio handed out
+        # starts ``pre_roll_ms`` before the first voiced frame.
         self._pre_roll: deque[Int16Array] = deque(
-            maxlen=max(1, config.pre_roll_ms // FRAME_MS)
+            maxlen=max(1, -(-config.pre_roll_ms // FRAME_MS) + -(-config.speech_start_ms // FRAME_MS))
         )
         self._recent_voiced: deque[bool] = deque(
             maxlen=max(1, -(-config.speech_start_ms // FRAME_MS))
@@ -196,6 +222,8 @@ class Endpointer:
 def make_endpointer(settings: object) -> Endpointer:
     """The endpointer the product uses, configured from settings."""
     classifier = WebRtcFrameClassifier(
-        mode=getattr(settings, "vad_mode"), floor_dbfs=getattr(settings, "vad_speech_threshold_db")
+        mode=settings.vad_mode,
+        floor_dbfs=settings.vad_speech_threshold_db,
+        snr_gate_db=getattr(settings, "vad_snr_gate_db", 6.0),
     )
     return Endpointer(EndpointConfig.from_settings(settings), classifier)

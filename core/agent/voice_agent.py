@@ -114,6 +114,7 @@ class VoiceAgent:
         self._closed = False
         self.turns: list[TurnRecord] = []
         self.false_barge_ins_avoided = 0
+        self.barge_ins = 0
         session.add_listener(self.on_event)
 
     # --- state ----------------------------------------------------------------------
@@ -167,6 +168,7 @@ class VoiceAgent:
 
     def barge_in(self) -> None:
         """Caller spoke over the agent: silence it now and drop the rest of the reply."""
+        self.barge_ins += 1
         self.out.clear()
         self._playing_until = 0.0
         if self._turn is not None:
@@ -221,7 +223,10 @@ class VoiceAgent:
                     for piece in chunker.flush():
                         await self._speak_piece(turn, piece)
                 finally:
-                    await stream.aclose()
+                    try:
+                        await stream.aclose()
+                    except RuntimeError:
+                        pass  # cancelled mid-step: the generator is already unwinding
         except asyncio.CancelledError:
             turn.interrupted = True
         except (TTSError, Exception) as exc:  # a failed reply must not end the call

@@ -1,0 +1,1 @@
+"""Benchmarks: figures users care about, printed as tables and written as JSON."""

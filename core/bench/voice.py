@@ -1,0 +1,260 @@
+"""Voice-agent benchmark on the offline stack, from audio, in real time.
+
+``python -m core.bench.voice [--turns 50] [--json out.json]``
+
+* **Voice-to-voice**: scripted caller turns (espeak-ng speech of the pack's
+  conversations) are fed to a real session at real-time pace, as a microphone would;
+  end of caller speech → first agent audio sample, split into endpointing silence,
+  STT finalisation, reply first token and TTS first audio (from the stored turns).
+* **False barge-ins**: while the agent answers (paced playback), the caller says
+  backchannels ("mhm", "okay", "yeah", "right", "uh huh"); separately, the agent's own
+  audio is fed back into the microphone (attenuated, delayed, as a speaker would leak).
+  Any interruption is a false barge-in. A real interruption ("wait, stop, I have another
+  question") is also played to check barge-in still works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from core.agent.voice_agent import AgentConfig, VoiceAgent
+from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array, resample
+from core.config import Settings
+from core.reply import Conversation
+from core.services import Services, build_services
+from core.session import VoiceSession
+from core.tts.espeak import speak_16k
+
+FRAME = PIPELINE_SAMPLE_RATE_HZ // 50  # 20 ms
+BACKCHANNELS = ["mhm", "okay", "yeah", "right", "uh huh"]
+
+
+class Mic:
+    """Feeds a session in real time: queued caller speech, plus optional echo."""
+
+    def __init__(self, session: VoiceSession, echo_gain: float = 0.0, echo_delay_ms: int = 60):
+        self.session = session
+        self.queue: deque[Int16Array] = deque()
+        self.echo: deque[Int16Array] = deque([np.zeros(echo_delay_ms * 16, np.int16)])
+        self.echo_gain = echo_gain
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def say(self, audio: Int16Array) -> None:
+        with self._lock:
+            self.queue.extend(audio[i : i + FRAME] for i in range(0, audio.size, FRAME))
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self.queue)
+
+    def leak(self, pcm48k: Int16Array) -> None:
+        if self.echo_gain:
+            with self._lock:
+                self.echo.append(resample(pcm48k, 48000, PIPELINE_SAMPLE_RATE_HZ))
+
+    def clear_echo(self) -> None:
+        with self._lock:
+            self.echo.clear()
+
+    def _take(self, source: deque[Int16Array]) -> Int16Array:
+        out = np.zeros(FRAME, np.int16)
+        filled = 0
+        while source and filled < FRAME:
+            chunk = source.popleft()
+            n = min(FRAME - filled, chunk.size)
+            out[filled : filled + n] = chunk[:n]
+            if n < chunk.size:
+                source.appendleft(chunk[n:])
+            filled += n
+        return out
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            with self._lock:
+                frame = self._take(self.queue).astype(np.int32)
+                if self.echo_gain:
+                    frame += (self._take(self.echo) * self.echo_gain).astype(np.int32)
+            self.session.push_pcm(np.clip(frame, -32768, 32767).astype(np.int16))
+            next_at += FRAME / PIPELINE_SAMPLE_RATE_HZ
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join()
+
+
+class LeakyOut:
+    """Agent audio output that 'plays' in real time and can leak into the mic."""
+
+    def __init__(self) -> None:
+        self.mic: Mic | None = None
+        self.pushed = 0
+
+    def push(self, pcm: Int16Array) -> None:
+        self.pushed += pcm.size
+        if self.mic is not None:
+            self.mic.leak(pcm)
+
+    def clear(self) -> None:
+        if self.mic is not None:
+            self.mic.clear_echo()
+
+
+def _session(services: Services, paced: bool, echo_gain: float = 0.0):
+    session = VoiceSession(services.store, services.stt, services.endpointer_factory, source="bench")
+    out = LeakyOut()
+    agent = VoiceAgent(
+        session, services.new_responder(), services.tts, out, services.store, Conversation,
+        AgentConfig(greet=False, paced_playback=paced),
+    )
+    session.start()
+    mic = Mic(session, echo_gain=echo_gain)
+    out.mic = mic
+    mic.start()
+    return session, agent, mic
+
+
+def _wait(cond, timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def voice_to_voice(services: Services, caller_turns: list[str], turns: int) -> dict:
+    session, agent, mic = _session(services, paced=False)
+    done = 0
+    try:
+        mic.say(np.zeros(PIPELINE_SAMPLE_RATE_HZ // 2, np.int16))
+        for text in (caller_turns * (turns // len(caller_turns) + 1))[:turns]:
+            mic.say(np.concatenate([speak_16k(text), np.zeros(PIPELINE_SAMPLE_RATE_HZ, np.int16)]))
+            _wait(lambda: not mic.busy(), 30)
+            _wait(lambda n=done: len(agent.turns) > n, 10)
+            done = len(agent.turns)
+    finally:
+        mic.stop()
+        session.stop()
+    records = [t for t in services.store.turns(session.call_id) if t.voice_to_voice_ms is not None]
+    stages = {
+        "endpointing_ms": [t.endpoint_ms for t in records if t.endpoint_ms is not None],
+        "stt_ms": [t.stt_ms for t in records if t.stt_ms is not None],
+        "reply_first_token_ms": [t.reply_first_token_ms for t in records if t.reply_first_token_ms is not None],
+        "tts_first_audio_ms": [t.tts_first_audio_ms for t in records if t.tts_first_audio_ms is not None],
+        "voice_to_voice_ms": [t.voice_to_voice_ms for t in records],
+    }
+    return {
+        "turns": len(records),
+        **{f"{k}_p50": _pct(v, 50) for k, v in stages.items()},
+        **{f"{k}_p95": _pct(v, 95) for k, v in stages.items()},
+    }
+
+
+def false_barge_ins(services: Services, questions: list[str], echo_gain: float) -> dict:
+    """Backchannels while the agent talks (and its own voice leaking back at ``echo_gain``)."""
+    session, agent, mic = _session(services, paced=True, echo_gain=echo_gain)
+    events = 0
+    try:
+        mic.say(np.zeros(PIPELINE_SAMPLE_RATE_HZ // 2, np.int16))
+        for i, question in enumerate(questions):
+            before = len(agent.turns)
+            mic.say(np.concatenate([speak_16k(question), np.zeros(PIPELINE_SAMPLE_RATE_HZ, np.int16)]))
+            _wait(lambda: agent.speaking, 30)
+            if echo_gain == 0.0:
+                bc = BACKCHANNELS[i % len(BACKCHANNELS)]
+                time.sleep(0.8)
+                mic.say(np.concatenate([speak_16k(bc), np.zeros(PIPELINE_SAMPLE_RATE_HZ // 2, np.int16)]))
+                events += 1
+            else:
+                events += 1
+            _wait(lambda: not agent.speaking and not mic.busy(), 60)
+            _wait(lambda b=before: len(agent.turns) > b, 10)
+        interrupted = sum(t.interrupted for t in agent.turns)
+        # a genuine interruption must still work
+        mic.say(np.concatenate([speak_16k(questions[0]), np.zeros(PIPELINE_SAMPLE_RATE_HZ, np.int16)]))
+        _wait(lambda: agent.speaking, 30)
+        time.sleep(0.6)
+        barge_before = agent.barge_ins
+        mic.say(np.concatenate([speak_16k("wait stop i have another question about my card"),
+                                np.zeros(PIPELINE_SAMPLE_RATE_HZ, np.int16)]))
+        real_ok = _wait(lambda: agent.barge_ins > barge_before, 10)
+    finally:
+        mic.stop()
+        session.stop()
+    return {
+        "agent_turns": len(questions),
+        "opportunities": events,
+        "false_barge_ins": interrupted,
+        "guarded": agent.false_barge_ins_avoided,
+        "real_barge_in_detected": bool(real_ok),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=50)
+    parser.add_argument("--barge-questions", type=int, default=8)
+    parser.add_argument("--echo-gain", type=float, default=0.3, help="leak level of agent audio (0.3 ≈ -10 dB)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--pack", type=Path)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides: dict = {"data_dir": tmp}
+        if args.pack:
+            overrides["pack_dir"] = args.pack
+        services = build_services(Settings(**overrides))
+        convs = yaml.safe_load((services.pack.root / "eval" / "conversations.yaml").read_text())["conversations"]
+        caller_turns = [t for c in convs for t in c["caller_turns"]]
+        questions = [c["caller_turns"][0] for c in convs][: args.barge_questions]
+        results = {
+            "voice_to_voice": voice_to_voice(services, caller_turns, args.turns),
+            "backchannels": false_barge_ins(services, questions, 0.0),
+            "echo": false_barge_ins(services, questions, args.echo_gain),
+            "settings": {
+                "end_of_utterance_silence_ms": services.settings.end_of_utterance_silence_ms,
+                "barge_in_min_words": services.settings.barge_in_min_words,
+                "echo_gain": args.echo_gain,
+            },
+        }
+    v = results["voice_to_voice"]
+    print(f"Voice-to-voice, offline stack, {v['turns']} turns fed in real time (ms)")
+    print(f"{'stage':<24}{'p50':>8}{'p95':>8}")
+    for stage in ("endpointing_ms", "stt_ms", "reply_first_token_ms", "tts_first_audio_ms", "voice_to_voice_ms"):
+        p50, p95 = v[f"{stage}_p50"], v[f"{stage}_p95"]
+        print(f"{stage[:-3]:<24}{p50 or 0:>8.0f}{p95 or 0:>8.0f}")
+    for name in ("backchannels", "echo"):
+        r = results[name]
+        print(
+            f"False barge-ins ({name}): {r['false_barge_ins']} of {r['opportunities']} agent turns "
+            f"(guards stopped {r['guarded']}); real interruption detected: {r['real_barge_in_detected']}"
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
