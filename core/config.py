@@ -135,9 +135,15 @@ class Settings(BaseSettings):
     def db_path(self) -> Path:
         return self.data_dir / "voice_copilot.sqlite3"
 
+    cache_dir_override: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("VC_CACHE_DIR", "cache_dir"),
+        description="Model caches (default: DATA_DIR/cache)",
+    )
+
     @property
     def cache_dir(self) -> Path:
-        return self.data_dir / "cache"
+        return self.cache_dir_override or (self.data_dir / "cache")
 
     def validate_providers(self) -> None:
         """Fail fast if a chosen provider lacks its key.

@@ -14,6 +14,7 @@ from typing import Any
 
 from core.agent.voice_agent import AgentConfig, AudioOut, VoiceAgent
 from core.config import Settings
+from core.copilot import CallCopilot, IntentModel, SentimentModel
 from core.kb import KBSearch
 from core.kb.lexical import LexicalIndex
 from core.reply import Conversation
@@ -76,6 +77,16 @@ class Services:
                 if self._tts is None:
                     self._tts = build_tts(self.settings)
         return self._tts
+
+    def new_copilot(self, call_id: str) -> CallCopilot:
+        """Copilot state for one call (intent and sentiment models when available)."""
+        return CallCopilot(call_id, self.store, self.kb, self.intent_model(), self.sentiment_model())
+
+    def intent_model(self) -> IntentModel | None:
+        return None
+
+    def sentiment_model(self) -> SentimentModel | None:
+        return None
 
     def new_responder(self) -> EmbeddedResponder:
         return EmbeddedResponder(self.pack, self.kb)

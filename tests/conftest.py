@@ -17,9 +17,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
 
 
+# Language models built from the pack are cached here across tests and runs.
+SHARED_CACHE = ROOT / "data" / "test-cache" / "cache"
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("VC_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("VC_CACHE_DIR", str(SHARED_CACHE))
     return tmp_path
 
 

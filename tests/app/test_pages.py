@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from core.store.sqlite import SQLiteStore
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-PAGES = ["pages/live.py", "pages/talk.py", "pages/health.py"]
+PAGES = ["pages/live.py", "pages/talk.py", "pages/copilot.py", "pages/health.py"]
 
 
 def run_page(page: str) -> AppTest:
@@ -55,3 +55,25 @@ def test_missing_provider_key_is_a_clear_error_on_start(data_dir, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     assert any("ELEVENLABS_API_KEY" in e.value for e in at.error)
+
+
+def test_copilot_attaches_to_the_newest_active_call_by_itself(data_dir):
+    store = SQLiteStore(data_dir / "voice_copilot.sqlite3")
+    old = store.create_call("browser")
+    store.add_segment(old.id, "caller", "what are your branch hours", 0, 1000)
+    new = store.create_call("talk")
+    store.add_segment(new.id, "caller", "hi i think my card was charged twice for the same purchase", 0, 2000)
+    at = run_page("pages/copilot.py")
+    text = " ".join(m.value for m in at.markdown)
+    assert new.id in text and "charged twice" in text
+    assert any("duplicate" in m.value.lower() or "charged" in m.value.lower() for m in at.markdown)
+    assert store.events(new.id, "kb_shown")
+    # the agent switches to the other active call
+    at.selectbox(key="copilot_choice").select_index(2).run()  # [auto, newest, older]
+    assert "branch hours" in " ".join(m.value for m in at.markdown)
+    # using a suggestion is recorded
+    at.selectbox(key="copilot_choice").select_index(0).run()
+    used = [b for b in at.button if b.label == "Used this"]
+    assert used
+    used[0].click().run()
+    assert store.events(new.id, "reply_used")
