@@ -91,11 +91,8 @@ class Services:
     def new_responder(self) -> EmbeddedResponder:
         return EmbeddedResponder(self.pack, self.kb)
 
-    def new_agent_session(
-        self, audio_out: AudioOut, source: str = "talk", metadata: dict[str, Any] | None = None
-    ) -> VoiceSession:
-        """A voice session with the spoken agent attached (greets, replies, barge-in)."""
-        session = VoiceSession(
+    def _session(self, source: str, metadata: dict[str, Any] | None) -> VoiceSession:
+        return VoiceSession(
             self.store,
             self.stt,
             self.endpointer_factory,
@@ -104,6 +101,21 @@ class Services:
             partial_interval_ms=self.settings.partial_interval_ms,
             redact=Redactor(self.settings.pii_redaction),
         )
+
+    def _register(self, session: VoiceSession, agent: VoiceAgent | None = None) -> None:
+        call_id = session.call_id or ""
+        with self._lock:
+            self.sessions = {k: s for k, s in self.sessions.items() if s.running}
+            self.agents = {k: a for k, a in self.agents.items() if k in self.sessions}
+            self.sessions[call_id] = session
+            if agent is not None:
+                self.agents[call_id] = agent
+
+    def new_agent_session(
+        self, audio_out: AudioOut, source: str = "talk", metadata: dict[str, Any] | None = None
+    ) -> VoiceSession:
+        """A voice session with the spoken agent attached (greets, replies, barge-in)."""
+        session = self._session(source, metadata)
         agent = VoiceAgent(
             session,
             self.new_responder(),
@@ -117,30 +129,16 @@ class Services:
                 max_conversation_s=self.settings.max_conversation_s,
             ),
         )
-        call_id = session.start()
+        session.start()
         agent.start()
-        with self._lock:
-            self.sessions = {k: s for k, s in self.sessions.items() if s.running}
-            self.agents = {k: a for k, a in self.agents.items() if k in self.sessions}
-            self.sessions[call_id] = session
-            self.agents[call_id] = agent
+        self._register(session, agent)
         return session
 
     def new_session(self, source: str = "browser", metadata: dict[str, Any] | None = None) -> VoiceSession:
         """Create and start a voice session; it is registered until it ends."""
-        session = VoiceSession(
-            self.store,
-            self.stt,
-            self.endpointer_factory,
-            source=source,
-            metadata=metadata,
-            partial_interval_ms=self.settings.partial_interval_ms,
-            redact=Redactor(self.settings.pii_redaction),
-        )
-        call_id = session.start()
-        with self._lock:
-            self.sessions = {k: s for k, s in self.sessions.items() if s.running}
-            self.sessions[call_id] = session
+        session = self._session(source, metadata)
+        session.start()
+        self._register(session)
         return session
 
 
