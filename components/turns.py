@@ -33,5 +33,5 @@ def render_turn_metrics(turns: Sequence[TurnRecord]) -> None:
             for t in turns
         ],
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
     )

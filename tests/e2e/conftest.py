@@ -28,9 +28,11 @@ import time
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -267,6 +269,8 @@ def streamlit_server(tmp_path: Path, artifacts_dir: Path) -> Iterator[StreamlitS
     env = dict(os.environ)
     env.update(
         VC_DATA_DIR=str(data_dir),
+        # models built from the pack are shared across runs (a fresh store, warm caches)
+        VC_CACHE_DIR=str(PROJECT_ROOT / "data" / "test-cache" / "cache"),
         VC_ICE_LOOPBACK="true",
         VC_LOG_LEVEL="INFO",
         STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
@@ -316,16 +320,75 @@ def streamlit_server(tmp_path: Path, artifacts_dir: Path) -> Iterator[StreamlitS
         shutil.copyfile(log_path, artifacts_dir / "streamlit.log")
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
-    """Print the latency and WER figures the e2e test wrote during this session."""
-    path = ARTIFACTS_DIR / "live_latency.json"
-    if not path.exists() or path.stat().st_mtime < _LOADED_AT:
-        return
+# --- Chromium with a fake microphone (shared by browser tests) ------------------------------
+
+# Debian's `chromium` package, headless as root, fake microphone from a WAV file, WebRTC on
+# loopback allowed, autoplay without a gesture (the agent's voice plays at once).
+CHROMIUM_FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection", "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@contextmanager
+def chromium_page(
+    fake_mic_wav: Path,
+    origin: str,
+    init_scripts: Sequence[str] = (),
+    viewport: tuple[int, int] = (1280, 1000),
+    default_timeout_ms: int = 15_000,
+) -> Iterator[Any]:
+    """A Playwright page in Debian Chromium whose microphone plays ``fake_mic_wav``.
+
+    ``init_scripts`` run in every frame (the webrtc widget's iframe included) before the
+    frame's own scripts. The microphone permission is granted for ``origin``. Skips when
+    Chromium is not installed; never downloads a browser.
+    """
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.skip("Chromium not found: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={fake_mic_wav}"],
+            timeout=30_000,
+        )
+        try:
+            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+            context.grant_permissions(["microphone"], origin=origin)
+            for script in init_scripts:
+                context.add_init_script(script)
+            page = context.new_page()
+            page.set_default_timeout(default_timeout_ms)
+            yield page
+        finally:
+            browser.close()
+
+
+def _fresh_json(name: str) -> dict[str, Any] | None:
+    """An artifact JSON written during this pytest session (None if absent or older)."""
     import json
 
+    path = ARTIFACTS_DIR / name
+    if not path.exists() or path.stat().st_mtime < _LOADED_AT:
+        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return None
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    """Print the latency and WER figures the e2e tests wrote during this session."""
+    _summarize_talk(terminalreporter)
+    path = ARTIFACTS_DIR / "live_latency.json"
+    data = _fresh_json("live_latency.json")
+    if data is None:
         return
     lat, srv = data.get("latency_ms", {}), data.get("server_speech_end_to_final_ms", {})
     tr = terminalreporter
@@ -340,3 +403,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
     tr.write_line(f"speech start -> first partial on page: p50 {partial.get('p50')} ms")
     tr.write_line(f"origin: {data.get('method', {}).get('capture_origin')}; test {data.get('test_duration_s')} s")
     tr.write_line(f"details: {path}")
+
+
+def _summarize_talk(tr: Any) -> None:
+    data = _fresh_json("talk_latency.json")
+    if data is None:
+        return
+    browser, turn = data.get("browser", {}), data.get("turn", {})
+    tr.section("talk browser e2e")
+    tr.write_line(
+        f"caller speech end -> agent answer audio in the browser: "
+        f"{browser.get('voice_to_voice_ms')} ms (server-measured {turn.get('voice_to_voice_ms')} ms)"
+    )
+    tr.write_line(
+        f"server stages (ms): endpoint {turn.get('endpoint_ms')}, stt {turn.get('stt_ms')}, "
+        f"reply 1st token {turn.get('reply_first_token_ms')}, tts 1st audio {turn.get('tts_first_audio_ms')}"
+    )
+    tr.write_line(f"agent audio heard as: {data.get('received_answer_transcript')!r}")
+    tr.write_line(f"test {data.get('test_duration_s')} s; details: {ARTIFACTS_DIR / 'talk_latency.json'}")
