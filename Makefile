@@ -13,9 +13,14 @@ help:
 	@echo "make eval       speech evaluation on ../shared/data"
 	@echo "make lint       ruff"
 
+# torch first, pinned: that exact version resolves to a CPU build here; anything that
+# pulls torch in later (sentence-transformers) then finds it satisfied.
+TORCH_VERSION := 2.13.0
+
 $(VENV)/.runtime: requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	@touch $@
 
@@ -56,6 +61,8 @@ eval: $(VENV)/.runtime
 	$(BIN)/python -m core.eval stt --manifest ../shared/data/audio/references.tsv --lm general
 	$(BIN)/python -m core.eval stt --sentences packs/bank/eval/caller_sentences.txt
 	$(BIN)/python -m core.eval vad
+	$(BIN)/python -m core.eval kb --docs ../shared/data/kb/doc2dial_docs.jsonl --queries ../shared/data/kb/doc2dial_queries.jsonl
+	$(BIN)/python -m core.eval disposition --calls ../shared/data/calls/hvb_calls.jsonl
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

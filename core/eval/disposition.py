@@ -84,19 +84,26 @@ def long_call(calls: Sequence[dict[str, Any]], minutes: float) -> list[dict[str,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--calls", type=Path, default=DEFAULT_CALLS, help="calls JSONL (Harper Valley format)")
     parser.add_argument(
-        "--text", default="human_transcript", help="segment field to read (human_transcript or machine_transcript)"
+        "--calls", type=Path, default=DEFAULT_CALLS, help="calls JSONL (Harper Valley format)"
+    )
+    parser.add_argument(
+        "--text",
+        default="human_transcript",
+        help="segment field to read (human_transcript or machine_transcript)",
     )
     parser.add_argument("--lexical-only", action="store_true", help="no embeddings: shared-stem scoring")
     parser.add_argument(
-        "--long-call-min", type=float, default=LONG_CALL_MIN, help="length of the synthetic long call (0: skip)"
+        "--long-call-min",
+        type=float,
+        default=LONG_CALL_MIN,
+        help="length of the synthetic long call (0: skip)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON on the last line")
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.disposition import DispositionClassifier, Taxonomy, content_lines, lines_from_segments
+    from core.disposition import DispositionClassifier, Line, Taxonomy, content_lines, lines_from_segments
 
     if not Path(args.calls).is_file():
         print(f"not found: {args.calls}", file=sys.stderr)
@@ -109,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     clf = DispositionClassifier(Taxonomy.from_names(names), embedder=None if args.lexical_only else "auto")
     clf.prepare()
     print(f"{len(calls)} calls, {len(names)} labels by name only: {', '.join(names)}; method: {clf.method}")
-    outcomes = []
+    outcomes: list[Outcome] = []
     for call in calls:
         lines = lines_from_segments(call["segments"], args.text)
         speaker = {line.index: line.speaker for line in lines}
@@ -118,7 +125,14 @@ def run(args: argparse.Namespace) -> int:
         ms = (time.perf_counter() - start) * 1000
         support = [(i, speaker.get(i, "?"), text, score) for i, text, score in proposal.supporting_lines]
         outcomes.append(
-            Outcome(str(call.get("sid", len(outcomes))), str(call["task_type"]), proposal.label, proposal.confidence, support, ms)
+            Outcome(
+                str(call.get("sid", len(outcomes))),
+                str(call["task_type"]),
+                proposal.label,
+                proposal.confidence,
+                support,
+                ms,
+            )
         )
     rows = []
     for o in outcomes:
@@ -149,16 +163,24 @@ def run(args: argparse.Namespace) -> int:
         proposal = clf.propose(lines)
         long_ms = (time.perf_counter() - start) * 1000
         kept = content_lines(lines)
+        # Worst case for timing: every line distinct (a real call repeats little), so no
+        # line is encoded once for several segments.
+        unique_lines = [Line(x.index, x.speaker, f"{x.text} number {x.index}") for x in kept]
+        start = time.perf_counter()
+        clf.propose(unique_lines)
+        unique_ms = (time.perf_counter() - start) * 1000
         minutes = max(int(s.get("start_ms", 0)) + int(s.get("duration_ms", 0)) for s in segments) / 60_000
         figures.update(
             long_call_minutes=minutes,
             long_call_segments=len(segments),
             long_call_distinct_lines=len({line.text for line in kept}),
             long_call_ms=long_ms,
+            long_call_all_distinct_ms=unique_ms,
         )
         print(
             f"long call: {minutes:.1f} min, {len(segments)} segments ({len(kept)} with words, "
-            f"{figures['long_call_distinct_lines']} distinct) → {proposal.label} in {long_ms:.0f} ms"
+            f"{figures['long_call_distinct_lines']} distinct) → {proposal.label} in {long_ms:.0f} ms; "
+            f"{unique_ms:.0f} ms with every line distinct ({len(unique_lines)} to encode)"
         )
     if args.json:
         print(json_line(figures))
