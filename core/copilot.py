@@ -158,9 +158,10 @@ class CallCopilot:
                 )
         if self._intent is not None:
             pred = self._intent.predict(" ".join(callers[-2:]))
-            st.intent = IntentView(
-                str(pred.label), float(pred.confidence), bool(getattr(pred, "out_of_scope", False))
-            )
+            if pred is not None:  # None: the model is still loading
+                st.intent = IntentView(
+                    str(pred.label), float(pred.confidence), bool(getattr(pred, "out_of_scope", False))
+                )
         hits = self._kb.search(latest, k=KB_TOP_K, history=callers[-HISTORY_TURNS - 1 : -1])
         fresh = tuple(_hit_to_surfaced(h) for h in hits)
         if self._should_switch(st.articles, fresh):

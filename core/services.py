@@ -15,16 +15,17 @@ from typing import Any
 from core.agent.voice_agent import AgentConfig, AudioOut, VoiceAgent
 from core.config import Settings
 from core.copilot import CallCopilot, IntentModel, SentimentModel
+from core.intent import IntentClassifier
 from core.kb import KBSearch
 from core.kb.lexical import LexicalIndex
-from core.reply import Conversation
-from core.reply.embedded import EmbeddedResponder
-from core.tts import TTSEngine
 from core.pack import Pack, load_pack
 from core.pii import Redactor
+from core.reply import Conversation
+from core.reply.embedded import EmbeddedResponder
 from core.session import STALE_CALL_AFTER_S, VoiceSession
 from core.store import Store
 from core.stt import STTEngine
+from core.tts import TTSEngine
 from core.vad import Endpointer, make_endpointer
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,34 @@ def build_stt(settings: Settings, pack: Pack) -> STTEngine:
     raise NotImplementedError(f"STT provider {settings.stt_provider!r} is not available yet")
 
 
+class BackgroundModel:
+    """A model built on a daemon thread (seconds of work) and used once it is ready."""
+
+    def __init__(self, build: Callable[[], Any], name: str):
+        self._model: Any = None
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._build, args=(build,), name=f"build-{name}", daemon=True)
+        self._thread.start()
+
+    def _build(self, build: Callable[[], Any]) -> None:
+        try:
+            self._model = build()
+        except Exception as exc:  # shown as "no intent" rather than breaking the page
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("model build failed")
+
+    @property
+    def ready(self) -> bool:
+        return self._model is not None
+
+    def wait(self, timeout_s: float) -> bool:
+        self._thread.join(timeout_s)
+        return self.ready
+
+    def predict(self, text: str) -> Any:
+        return self._model.predict(text) if self._model is not None else None
+
+
 def build_tts(settings: Settings) -> TTSEngine:
     if settings.tts_provider == "espeak":
         from core.tts.espeak import EspeakTTS
@@ -68,6 +97,8 @@ class Services:
     agents: dict[str, VoiceAgent] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _tts: TTSEngine | None = None
+    _intent: BackgroundModel | None = None
+    _sentiment: SentimentModel | None = None
 
     @property
     def tts(self) -> TTSEngine:
@@ -82,11 +113,20 @@ class Services:
         """Copilot state for one call (intent and sentiment models when available)."""
         return CallCopilot(call_id, self.store, self.kb, self.intent_model(), self.sentiment_model())
 
-    def intent_model(self) -> IntentModel | None:
-        return None
+    def intent_model(self) -> IntentModel:
+        """Intent detection trained from the pack; predicts None until it is ready."""
+        with self._lock:
+            if self._intent is None:
+                self._intent = BackgroundModel(lambda: IntentClassifier.from_pack(self.pack), "intent")
+            return self._intent
 
-    def sentiment_model(self) -> SentimentModel | None:
-        return None
+    def sentiment_model(self) -> SentimentModel:
+        with self._lock:
+            if self._sentiment is None:
+                from core.sentiment import SentimentScorer
+
+                self._sentiment = SentimentScorer()
+            return self._sentiment
 
     def new_responder(self) -> EmbeddedResponder:
         return EmbeddedResponder(self.pack, self.kb)
