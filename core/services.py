@@ -6,6 +6,7 @@ build their own with fakes.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from core.tts import TTSEngine
 from core.vad import Endpointer, make_endpointer
 
 log = logging.getLogger(__name__)
+BUILD_JOIN_AT_EXIT_S = 120.0
 
 
 def open_store(settings: Settings) -> Store:
@@ -55,15 +57,21 @@ class BackgroundModel:
     def __init__(self, build: Callable[[], Any], name: str):
         self._model: Any = None
         self.error: str | None = None
+        self._exiting = threading.Event()
         self._thread = threading.Thread(target=self._build, args=(build,), name=f"build-{name}", daemon=True)
         self._thread.start()
+        # Native code (torch, BLAS) aborts the process if the interpreter exits under a
+        # running daemon thread: let the build finish first.
+        atexit.register(self._thread.join, BUILD_JOIN_AT_EXIT_S)
+        atexit.register(self._exiting.set)  # runs first (LIFO): the build ends quietly
 
     def _build(self, build: Callable[[], Any]) -> None:
         try:
             self._model = build()
         except Exception as exc:  # shown as "no intent" rather than breaking the page
             self.error = f"{type(exc).__name__}: {exc}"
-            log.exception("model build failed")
+            if not self._exiting.is_set():
+                log.exception("model build failed")
 
     @property
     def ready(self) -> bool:
