@@ -22,7 +22,7 @@ def _secrets_overrides() -> dict[str, Any]:
     """Values from .streamlit/secrets.toml, if the file exists (flat keys only)."""
     try:
         return {k: v for k, v in st.secrets.to_dict().items() if not isinstance(v, dict)}
-    except (FileNotFoundError, AttributeError, Exception):  # no secrets file: fine
+    except Exception:  # no secrets file, or one Streamlit cannot parse: run on env/.env
         return {}
 
 
@@ -38,7 +38,7 @@ def get_services() -> Services:
     """Services for this process; stops the page with a clear message on bad config."""
     try:
         return _services(os.environ.get("VC_DATA_DIR", ""))
-    except (ConfigError, PackError, StoreError) as exc:
+    except (ConfigError, PackError, StoreError, NotImplementedError) as exc:
         st.error(f"Voice Copilot cannot start: {exc}")
         st.stop()
         raise  # unreachable: st.stop raises

@@ -91,19 +91,3 @@ def get_embedder() -> MiniLMEmbedder:
             _embedder = MiniLMEmbedder()
             log.info("embedding model loaded")
         return _embedder
-
-
-def preload_in_background() -> threading.Thread | None:
-    """Start loading the model on a daemon thread; None if it is not installed."""
-    if not available():
-        return None
-    thread = threading.Thread(target=_safe_load, name="embeddings-preload", daemon=True)
-    thread.start()
-    return thread
-
-
-def _safe_load() -> None:
-    try:
-        get_embedder()
-    except Exception:  # reported when a caller actually needs it
-        log.exception("embedding model failed to load")

@@ -159,8 +159,21 @@ class Services:
             if agent is not None:
                 self.agents[call_id] = agent
 
+    def agent_config(self, **overrides: Any) -> AgentConfig:
+        """The agent's turn-taking settings from configuration (``overrides`` win)."""
+        values: dict[str, Any] = {
+            "barge_in_min_words": self.settings.barge_in_min_words,
+            "max_turns": self.settings.max_conversation_turns,
+            "max_conversation_s": self.settings.max_conversation_s,
+        }
+        return AgentConfig(**{**values, **overrides})
+
     def new_agent_session(
-        self, audio_out: AudioOut, source: str = "talk", metadata: dict[str, Any] | None = None
+        self,
+        audio_out: AudioOut,
+        source: str = "talk",
+        metadata: dict[str, Any] | None = None,
+        config: AgentConfig | None = None,
     ) -> VoiceSession:
         """A voice session with the spoken agent attached (greets, replies, barge-in)."""
         session = self._session(source, metadata)
@@ -171,11 +184,7 @@ class Services:
             audio_out,
             self.store,
             Conversation,
-            AgentConfig(
-                barge_in_min_words=self.settings.barge_in_min_words,
-                max_turns=self.settings.max_conversation_turns,
-                max_conversation_s=self.settings.max_conversation_s,
-            ),
+            config or self.agent_config(),
         )
         session.start()
         agent.start()
@@ -190,8 +199,21 @@ class Services:
         return session
 
 
+EMBEDDED = {"stt_provider": "pocketsphinx", "llm_provider": "embedded", "tts_provider": "espeak", "store_provider": "sqlite"}
+
+
 def build_services(settings: Settings, stt: STTEngine | None = None) -> Services:
-    """Build everything the product needs; slow parts (LM build) happen here, once."""
+    """Build everything the product needs; slow parts (LM build) happen here, once.
+
+    Raises:
+        NotImplementedError: a provider was chosen whose adapter is not built yet.
+    """
+    for stage, embedded in EMBEDDED.items():
+        if getattr(settings, stage) != embedded:
+            raise NotImplementedError(
+                f"{stage.upper()}={getattr(settings, stage)} is not available yet: unset "
+                f"VC_{stage.upper()} to use the embedded {embedded}"
+            )
     store = open_store(settings)
     reaped = store.reap_stale_calls(STALE_CALL_AFTER_S)
     if reaped:

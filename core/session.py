@@ -316,8 +316,7 @@ class VoiceSession:
         call_id = self.call_id or ""
 
         def speech_end_arrival(t_ms: float) -> float:
-            keys = [a[0] for a in arrivals]
-            i = bisect_left(keys, t_ms)
+            i = bisect_left(arrivals, t_ms, key=lambda a: a[0])
             return arrivals[min(i, len(arrivals) - 1)][1] if arrivals else time.monotonic()
 
         def handle(events: list[EndpointEvent]) -> None:

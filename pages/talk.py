@@ -49,7 +49,8 @@ def conversation() -> None:
     else:
         st.markdown(f"Call `{call_id}` ended.")
         render_transcript(services.store.segments(call_id))
-    render_turn_metrics(services.store.turns(call_id))
+    # live: the agent's own list (no store read every poll); afterwards: the store
+    render_turn_metrics(agent.turns if agent is not None else services.store.turns(call_id))
 
 
 conversation()

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from core.agent.chunker import SentenceChunker
 from core.audio import Int16Array, StreamResampler, int16_to_float
+from core.reply import Responder
 from core.session import FinalEvent, PartialEvent, SessionEvent, SpeechStartedEvent, VoiceSession
 from core.store import Store, StoreError, TurnRecord
 from core.tts import TTSEngine, TTSError
@@ -38,11 +39,6 @@ class AudioOut(Protocol):
 
     def push(self, pcm: Int16Array) -> None: ...
     def clear(self) -> None: ...
-
-
-class ResponderLike(Protocol):
-    def greeting(self) -> str: ...
-    def stream(self, conversation: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -91,7 +87,7 @@ class VoiceAgent:
     def __init__(
         self,
         session: VoiceSession,
-        responder: ResponderLike,
+        responder: Responder,
         tts: TTSEngine,
         audio_out: AudioOut,
         store: Store,

@@ -27,10 +27,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from core.agent.voice_agent import AgentConfig, VoiceAgent
 from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array, resample
 from core.config import Settings
-from core.reply import Conversation
 from core.services import Services, build_services
 from core.session import VoiceSession
 from core.tts.espeak import speak_16k
@@ -117,13 +115,11 @@ class LeakyOut:
 
 
 def _session(services: Services, paced: bool, echo_gain: float = 0.0):
-    session = VoiceSession(services.store, services.stt, services.endpointer_factory, source="bench")
     out = LeakyOut()
-    agent = VoiceAgent(
-        session, services.new_responder(), services.tts, out, services.store, Conversation,
-        AgentConfig(greet=False, paced_playback=paced),
+    session = services.new_agent_session(
+        out, source="bench", config=services.agent_config(greet=False, paced_playback=paced)
     )
-    session.start()
+    agent = services.agents[session.call_id or ""]
     mic = Mic(session, echo_gain=echo_gain)
     out.mic = mic
     mic.start()

@@ -11,7 +11,7 @@ import asyncio
 import ctypes
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import numpy as np
 
@@ -93,13 +93,6 @@ def synthesize(text: str, voice: str = "en-us", rate_wpm: int = 165, pitch: int 
     if not text.strip():
         return np.zeros(0, np.int16)
     return _Espeak.get().synth(text, voice, rate_wpm, pitch)
-
-
-def synthesize_chunks(text: str, chunk_ms: int = 100, **kwargs: object) -> Iterator[Int16Array]:
-    audio = synthesize(text, **kwargs)  # type: ignore[arg-type]
-    step = ESPEAK_SAMPLE_RATE_HZ * chunk_ms // 1000
-    for i in range(0, audio.size, step):
-        yield audio[i : i + step]
 
 
 def speak_16k(text: str, **kwargs: object) -> Int16Array:

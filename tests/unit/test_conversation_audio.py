@@ -12,13 +12,11 @@ import numpy as np
 import pytest
 import yaml
 
-from core.agent.voice_agent import AgentConfig, VoiceAgent
 from core.config import Settings
-from core.reply import Conversation
 from core.services import build_services
-from core.session import VoiceSession
 from core.text import wer
 from core.tts.espeak import speak_16k
+from tests.conftest import SHARED_CACHE
 from tests.fakes import FakeAudioOut
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,19 +25,17 @@ MIN_RIGHT_ARTICLE = 5  # of 8 calls; measured 6-7 with the shipped models
 
 
 @pytest.fixture(scope="module")
-def services():
-    # the shared cache keeps the language model build out of the test's time
-    return build_services(Settings(data_dir=ROOT / "data" / "test-cache"))
+def services(tmp_path_factory):
+    # a fresh store; the shared model cache keeps the language model build out of the test's time
+    return build_services(Settings(data_dir=tmp_path_factory.mktemp("conv"), cache_dir=SHARED_CACHE))
 
 
 def run_conversation(services, turns):
-    session = VoiceSession(services.store, services.stt, services.endpointer_factory, source="test")
     out = FakeAudioOut()
-    agent = VoiceAgent(
-        session, services.new_responder(), services.tts, out, services.store, Conversation,
-        AgentConfig(greet=False, paced_playback=False),
+    session = services.new_agent_session(
+        out, source="test", config=services.agent_config(greet=False, paced_playback=False)
     )
-    session.start()
+    agent = services.agents[session.call_id]
     silence = np.zeros(16000, np.int16)
     session.push_pcm(silence)
     topics = []
