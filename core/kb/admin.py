@@ -80,8 +80,9 @@ def slugify(title: str) -> str:
 
 
 def split_labels(value: str | Iterable[str]) -> tuple[str, ...]:
-    """Labels from ``"a, b; c"`` or a list; trimmed, empty ones dropped, order kept."""
-    items = _TAG_SPLIT.split(value) if isinstance(value, str) else [str(v) for v in value]
+    """Labels from ``"a, b; c"`` or a list of such; trimmed, empty and repeated ones dropped."""
+    parts = [value] if isinstance(value, str) else [str(v) for v in value]
+    items = [item for part in parts for item in _TAG_SPLIT.split(part)]
     out: list[str] = []
     for item in (i.strip() for i in items):
         if item and item not in out:

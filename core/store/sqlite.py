@@ -452,8 +452,13 @@ class SQLiteStore:
                 created = row["created_at"] if row else (a.created_at or now)
                 try:
                     tx.execute(
-                        "INSERT OR REPLACE INTO articles (id, title, body, tags, intents, category, "
-                        "source, created_at, updated_at, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                        # An upsert on id, so the unique-title index still fails (INSERT OR
+                        # REPLACE would silently delete the other article instead).
+                        "INSERT INTO articles (id, title, body, tags, intents, category, source, "
+                        "created_at, updated_at, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) "
+                        "ON CONFLICT(id) DO UPDATE SET title = excluded.title, body = excluded.body, "
+                        "tags = excluded.tags, intents = excluded.intents, category = excluded.category, "
+                        "source = excluded.source, updated_at = excluded.updated_at, deleted_at = NULL",
                         (
                             a.id, a.title, a.body, json.dumps(list(a.tags)), json.dumps(list(a.intents)),
                             a.category, a.source, created, now,
