@@ -30,6 +30,7 @@ MAX_TAGS = 20
 MAX_TAG_CHARS = 40
 MAX_ID_CHARS = 80
 PLAYGROUND_TOP_K = 5  # what the copilot panel shows is the top 3; show a little more
+TITLE_REQUIRED = "a title is required"
 _ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_ID_CHARS - 1}}}")
 _SLUG_JUNK = re.compile(r"[^a-z0-9]+")
 _TAG_SPLIT = re.compile(r"[,;|]")
@@ -231,7 +232,7 @@ class KnowledgeBase:
         errors = []
         title = draft.title.strip()
         if not title:
-            errors.append("a title is required")
+            errors.append(TITLE_REQUIRED)
         elif len(title) > MAX_TITLE_CHARS:
             errors.append(f"the title is {len(title)} characters; the limit is {MAX_TITLE_CHARS}")
         if not draft.body.strip():

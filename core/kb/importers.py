@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import yaml
 
-from core.kb.admin import ArticleDraft, KBValidationError, KnowledgeBase, split_labels
+from core.kb.admin import TITLE_REQUIRED, ArticleDraft, KBValidationError, KnowledgeBase, split_labels
 from core.store import ArticleRecord
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024  # 10 MiB for one import, all files together
@@ -39,6 +39,7 @@ MARKDOWN_SUFFIXES = (".md", ".markdown")
 IMPORT_SUFFIXES = (*MARKDOWN_SUFFIXES, ".csv", ".json", ".zip")
 REQUIRED_FIELDS = ("title", "body")
 OPTIONAL_FIELDS = ("id", "tags", "intents", "category")
+MARKDOWN_NO_TITLE = "no title: start the file with a '# Title' line or front matter with 'title:'"
 _FIELDS_HELP = f"{', '.join(REQUIRED_FIELDS)} (optional: {', '.join(OPTIONAL_FIELDS)})"
 
 Upload = tuple[str, IO[bytes]]  # (file name, binary stream)
@@ -170,10 +171,7 @@ def parse_markdown(text: str, name: str) -> tuple[ArticleDraft, list[str]]:
     if not values["title"] and lines and lines[0].startswith("# "):
         values["title"], lines = lines[0][2:], lines[1:]
     values["body"] = "\n".join(lines)
-    draft, errors = _draft(values, f"import:{name}")
-    if not draft.title:
-        errors.append("no title: start the file with a '# Title' line or front matter with 'title:'")
-    return draft, errors
+    return _draft(values, f"import:{name}")
 
 
 def parse_csv(text: str, name: str) -> list[tuple[str, ArticleDraft, list[str]]]:
@@ -279,6 +277,12 @@ def _parse_file(name: str, data: bytes) -> list[tuple[str, ArticleDraft, list[st
     raise ImportFileError(f"{name}: unsupported file type; import {', '.join(IMPORT_SUFFIXES)} files")
 
 
+def _explain(error: str, where: str) -> str:
+    """A row error in the words of the row's format."""
+    markdown = where.lower().endswith(MARKDOWN_SUFFIXES)
+    return MARKDOWN_NO_TITLE if markdown and error == TITLE_REQUIRED else error
+
+
 def preview_import(kb: KnowledgeBase, files: Sequence[Upload]) -> ImportPreview:
     """Read ``files`` and check every article against the KB and each other; saves nothing."""
     if not files:
@@ -309,7 +313,7 @@ def preview_import(kb: KnowledgeBase, files: Sequence[Upload]) -> ImportPreview:
     live = {r.id for r in kb.articles()}
     rows = tuple(
         ImportRow(
-            where, draft, record, tuple([*parse_errors, *check_errors]),
+            where, draft, record, tuple([*parse_errors, *(_explain(e, where) for e in check_errors)]),
             "update" if record.id in live else "add",
         )
         for (where, draft, parse_errors), (record, check_errors) in zip(found, planned, strict=True)
