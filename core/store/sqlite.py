@@ -11,13 +11,12 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from core.store import (
-    ArticleRecord,
     CallRecord,
     CallStatus,
     EventRecord,
@@ -27,6 +26,7 @@ from core.store import (
     TurnRecord,
     UtteranceTiming,
 )
+from core.store.sqlite_articles import ArticleTable
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -134,7 +134,7 @@ def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
     return StoreError(f"database error on {path}: {exc}")
 
 
-class SQLiteStore:
+class SQLiteStore(ArticleTable):
     """Store backed by one SQLite file in WAL mode."""
 
     def __init__(self, path: Path | str):
@@ -417,73 +417,6 @@ class SQLiteStore:
             data["interrupted"] = bool(data["interrupted"])
             out.append(TurnRecord(**data))
         return out
-
-    # --- knowledge-base articles ---------------------------------------------------
-    @staticmethod
-    def _article(row: sqlite3.Row) -> ArticleRecord:
-        return ArticleRecord(
-            id=row["id"],
-            title=row["title"],
-            body=row["body"],
-            tags=tuple(json.loads(row["tags"])),
-            intents=tuple(json.loads(row["intents"])),
-            category=row["category"],
-            source=row["source"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            deleted_at=row["deleted_at"],
-        )
-
-    def list_articles(self, include_deleted: bool = False) -> list[ArticleRecord]:
-        live = "" if include_deleted else "WHERE deleted_at IS NULL "
-        rows = self._query(f"SELECT * FROM articles {live}ORDER BY lower(title), id")
-        return [self._article(r) for r in rows]
-
-    def get_article(self, article_id: str) -> ArticleRecord | None:
-        rows = self._query("SELECT * FROM articles WHERE id = ? AND deleted_at IS NULL", (article_id,))
-        return self._article(rows[0]) if rows else None
-
-    def save_articles(self, articles: Sequence[ArticleRecord]) -> list[ArticleRecord]:
-        now = time.time()
-        saved: list[ArticleRecord] = []
-        with self._tx() as tx:
-            for a in articles:
-                row = tx.execute("SELECT created_at FROM articles WHERE id = ?", (a.id,)).fetchone()
-                created = row["created_at"] if row else (a.created_at or now)
-                try:
-                    tx.execute(
-                        # An upsert on id, so the unique-title index still fails (INSERT OR
-                        # REPLACE would silently delete the other article instead).
-                        "INSERT INTO articles (id, title, body, tags, intents, category, source, "
-                        "created_at, updated_at, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) "
-                        "ON CONFLICT(id) DO UPDATE SET title = excluded.title, body = excluded.body, "
-                        "tags = excluded.tags, intents = excluded.intents, category = excluded.category, "
-                        "source = excluded.source, updated_at = excluded.updated_at, deleted_at = NULL",
-                        (
-                            a.id, a.title, a.body, json.dumps(list(a.tags)), json.dumps(list(a.intents)),
-                            a.category, a.source, created, now,
-                        ),
-                    )
-                except sqlite3.IntegrityError as exc:
-                    raise StoreError(
-                        f"article {a.id!r} not saved: another article is titled {a.title!r} "
-                        f"({exc}); nothing in this batch was saved"
-                    ) from exc
-                saved.append(
-                    ArticleRecord(
-                        a.id, a.title, a.body, tuple(a.tags), tuple(a.intents), a.category, a.source,
-                        created, now, None,
-                    )
-                )
-        return saved
-
-    def delete_article(self, article_id: str) -> bool:
-        with self._tx() as tx:
-            cur = tx.execute(
-                "UPDATE articles SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
-                (time.time(), time.time(), article_id),
-            )
-            return cur.rowcount > 0
 
     # --- admin ----------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

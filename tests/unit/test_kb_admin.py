@@ -152,3 +152,21 @@ def test_a_failed_speech_rebuild_keeps_the_previous_model():
     assert refresher.status().state == "failed" and "previous one stays in use" in refresher.status().message
     assert engine.current is old
     refresher.close()
+
+
+def test_replaced_speech_models_built_here_are_deleted_and_others_kept(tmp_path):
+    from types import SimpleNamespace
+
+    from core.stt.refresh import ModelFiles
+
+    shared = tmp_path / "domain-shared.lm"
+    shared.write_text("built by another process")
+    files = ModelFiles(tmp_path)
+    mine = tmp_path / "domain-mine.lm"
+    mine.write_text("built after start")
+    newest = SimpleNamespace(lm_path=tmp_path / "domain-newest.lm", dict_path=None)
+    newest.lm_path.write_text("in use")
+    files.discard(SimpleNamespace(lm_path=shared, dict_path=None), newest)
+    files.discard(SimpleNamespace(lm_path=mine, dict_path=None), newest)
+    files.discard(newest, newest)  # the same text rebuilt: still in use
+    assert shared.exists() and not mine.exists() and newest.lm_path.exists()
