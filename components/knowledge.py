@@ -67,6 +67,26 @@ def render_errors(errors: Sequence[str]) -> None:
         st.error("Not saved:\n" + "\n".join(f"- {e}" for e in errors))
 
 
+def render_delete_confirmation(title: str) -> bool | None:
+    """Asks before deleting: True (delete), False (cancel), None (not answered yet)."""
+    st.warning(f"Delete “{title}”? The copilot and the agent stop using it at once.")
+    yes, no = st.columns(2)
+    if yes.button("Yes, delete it", type="primary"):
+        return True
+    if no.button("Cancel"):
+        return False
+    return None
+
+
+def render_import_help(max_mb: int) -> None:
+    st.markdown(
+        "Markdown files (pick every file of a folder, or upload a .zip of them), a CSV with the "
+        "columns `title, body` and optionally `id, tags, intents, category`, or a JSON list of "
+        f"such objects. UTF-8, at most {max_mb} MB per import. "
+        "Nothing is imported until every row is valid."
+    )
+
+
 def render_import_preview(preview: ImportPreview) -> None:
     for error in preview.errors:
         st.error(error)

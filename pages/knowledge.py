@@ -6,9 +6,11 @@ import streamlit as st
 
 from components.knowledge import (
     render_article_table,
+    render_delete_confirmation,
     render_editor,
     render_errors,
     render_hits,
+    render_import_help,
     render_import_preview,
     render_speech_status,
 )
@@ -60,7 +62,8 @@ with articles_tab:
     titles = {r.id: r.title for r in shown}
     pick = st.selectbox("Edit", [NEW, *titles], format_func=lambda i: titles.get(i, "➕ New article"), key="kb_pick")
     record = kb.get(pick) if pick != NEW else None
-    draft = render_editor(record, kb.intents, f"kb-{record.id}-{record.updated_at}" if record else f"kb-new-{state.kb_form}")
+    fields_key = f"kb-{record.id}-{record.updated_at}" if record else f"kb-new-{state.kb_form}"
+    draft = render_editor(record, kb.intents, fields_key)
     save_col, delete_col = st.columns(2)
     if save_col.button("Save changes" if record else "Create article", type="primary"):
         try:
@@ -75,22 +78,16 @@ with articles_tab:
     if record and delete_col.button("Delete article"):
         state.kb_confirm = record.id
     if record and state.get("kb_confirm") == record.id:
-        st.warning(f"Delete “{record.title}”? The copilot and the agent stop using it at once.")
-        yes, no = st.columns(2)
-        if yes.button("Yes, delete it", type="primary"):
+        answer = render_delete_confirmation(record.title)
+        if answer:
             kb.delete(record.id)
             done(f"Deleted “{record.title}”.", NEW)
-        if no.button("Cancel"):
+        elif answer is False:
             state.pop("kb_confirm")
             st.rerun()
 
 with import_tab:
-    st.markdown(
-        "Markdown files (pick every file of a folder, or upload a .zip of them), a CSV with the "
-        "columns `title, body` and optionally `id, tags, intents, category`, or a JSON list of "
-        f"such objects. UTF-8, at most {MAX_IMPORT_BYTES // BYTES_PER_MB} MB per import. "
-        "Nothing is imported until every row is valid."
-    )
+    render_import_help(MAX_IMPORT_BYTES // BYTES_PER_MB)
     files = st.file_uploader(
         "Files to import", type=[s.lstrip(".") for s in IMPORT_SUFFIXES], accept_multiple_files=True,
         key=f"kb_files_{state.kb_upload}",
