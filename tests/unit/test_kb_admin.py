@@ -170,3 +170,24 @@ def test_replaced_speech_models_built_here_are_deleted_and_others_kept(tmp_path)
     files.discard(SimpleNamespace(lm_path=mine, dict_path=None), newest)
     files.discard(newest, newest)  # the same text rebuilt: still in use
     assert shared.exists() and not mine.exists() and newest.lm_path.exists()
+
+
+@pytest.mark.slow
+def test_a_kb_edit_gives_the_live_recogniser_a_model_that_knows_the_new_words(tmp_path):
+    from core.config import Settings
+    from core.services import build_services
+    from tests.conftest import SHARED_CACHE, silence
+
+    services = build_services(Settings(data_dir=tmp_path, cache_dir=SHARED_CACHE))
+    before = services.stt.lm_path
+    assert "zeppelin" not in services.stt.dict_path.read_text().split()
+    services.knowledge.speech.debounce_s = 0.0
+    services.knowledge.save(PARROT)
+    assert services.knowledge.speech.wait(120)
+    assert services.knowledge.speech_status().state == "ready"
+    assert services.stt.lm_path != before  # new utterances decode with the new model
+    assert "zeppelin" in {line.split(" ", 1)[0] for line in services.stt.dict_path.read_text().splitlines()}
+    stream = services.stt.open()
+    stream.accept(silence(1.0))
+    assert stream.finish().audio_ms == 1000.0
+    services.knowledge.speech.close()
