@@ -1,0 +1,468 @@
+"""Streaming speech-to-text with Deepgram (``deepgram-sdk`` 7, ``/v1/listen`` websocket).
+
+Connection per utterance
+    :class:`core.stt.UtteranceStream` is per utterance and the engine is shared by every
+    call in the process, so each stream opens its own websocket. ``open()`` never blocks:
+    the connection is made on the stream's worker thread while the caller is still
+    speaking, and audio accepted before it is up is buffered and sent as soon as it is.
+    Set-up therefore overlaps speech instead of adding to the final's latency: every
+    utterance lasts at least ``VC_MIN_SPEECH_MS`` + ``VC_END_OF_UTTERANCE_SILENCE_MS``
+    (700 ms by default), far more than a handshake (about 2 ms on loopback, measured by
+    ``tests/providers/test_deepgram_stt.py``; a few round trips, ~100-300 ms, to Deepgram).
+    A per-call connection kept open with ``KeepAlive`` would save nothing on the final
+    and hold an idle, billable stream between utterances. Only the first partial waits
+    for the handshake.
+
+Finishing
+    ``finish()`` sends ``Finalize`` and ``CloseStream``; Deepgram flushes the remaining
+    audio as ``is_final`` results, then a ``Metadata`` message, then closes. The
+    transcript is every ``is_final`` segment joined; it is returned as soon as a
+    ``from_finalize`` result, the ``Metadata`` or the close arrives, or a
+    :data:`ProviderError` of kind ``timeout`` is raised after ``FINAL_TIMEOUT_S``.
+
+Reconnects
+    A dropped connection (or a refused/5xx handshake) is reopened at most
+    ``MAX_RECONNECTS_PER_UTTERANCE`` times per utterance and ``MAX_RECONNECTS_PER_MINUTE``
+    times per engine, and the utterance's audio so far is sent again from its start, so
+    no samples are lost and nothing is counted twice. Authentication, rate-limit and
+    bad-request failures are never retried here; retry across calls, circuit breaking and
+    fallback belong to :mod:`core.resilience`.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
+from core.providers.errors import ErrorKind, ProviderError, kind_from_status, parse_retry_after
+from core.stt import STTError, Transcript
+
+log = logging.getLogger(__name__)
+
+PROVIDER = "deepgram"
+DEFAULT_MODEL = "nova-3"
+DEFAULT_ENDPOINTING_MS = 300
+# Waiting for the websocket handshake when finish() comes before the connection is up.
+CONNECT_TIMEOUT_S = 3.0
+# From Finalize to the last final result (Deepgram's own target is a few hundred ms).
+FINAL_TIMEOUT_S = 2.0
+MAX_RECONNECTS_PER_UTTERANCE = 1
+MAX_RECONNECTS_PER_MINUTE = 5
+_RECONNECT_WINDOW_S = 60.0
+# Deepgram allows 500 tokens of keyterms per stream; stay below it with a margin.
+MAX_KEYTERMS = 50
+MAX_KEYTERM_TOKENS = 400
+_TOKENS_PER_WORD = 1.5  # rough tokenizer ratio, so the estimate errs high
+# Websocket close codes Deepgram uses: 1008 bad audio/parameters, 1011 server-side error.
+_CLOSE_POLICY = 1008
+_CLOSE_INTERNAL = 1011
+_RECONNECTABLE = frozenset({ErrorKind.CONNECTION, ErrorKind.SERVER})
+
+
+class DeepgramError(ProviderError, STTError):
+    """A Deepgram failure: a :class:`ProviderError` the session also handles as an STT error."""
+
+    def __init__(self, kind: ErrorKind, message: str, **kwargs: Any):
+        super().__init__(PROVIDER, kind, message, **kwargs)
+
+
+def translate_error(exc: BaseException) -> DeepgramError:
+    """Our vocabulary for an SDK/websocket exception (the SDK's own types stay here)."""
+    if isinstance(exc, DeepgramError):
+        return exc
+    if isinstance(exc, ProviderError):
+        return DeepgramError(exc.kind, str(exc), retry_after_s=exc.retry_after_s, status=exc.status)
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+    status = getattr(exc, "status_code", None)  # deepgram.core.api_error.ApiError
+    if isinstance(exc, InvalidStatus) or status is not None:
+        # The SDK re-raises a failed handshake as ApiError, dropping the response headers
+        # (Retry-After); the websockets exception it replaced still has them.
+        cause = exc if isinstance(exc, InvalidStatus) else exc.__context__
+        response = getattr(cause, "response", None)
+        if response is not None:
+            status = response.status_code
+        body = bytes(getattr(response, "body", b"") or b"").decode("utf-8", "replace")
+        header = response.headers.get("Retry-After") if response is not None else None
+        kind = kind_from_status(int(status or 0), body)
+        return DeepgramError(
+            kind, f"handshake refused with HTTP {status}: {body[:200]}",
+            retry_after_s=parse_retry_after(header), status=int(status or 0),
+        )
+    if isinstance(exc, ConnectionClosed):
+        code = exc.rcvd.code if exc.rcvd is not None else None
+        reason = exc.rcvd.reason if exc.rcvd is not None else "no close frame"
+        kind = (
+            ErrorKind.BAD_REQUEST if code == _CLOSE_POLICY
+            else ErrorKind.SERVER if code == _CLOSE_INTERNAL
+            else ErrorKind.CONNECTION
+        )
+        return DeepgramError(kind, f"stream closed ({code}: {reason})", status=code)
+    if isinstance(exc, json.JSONDecodeError):
+        return DeepgramError(ErrorKind.MALFORMED, f"unparseable message: {exc}")
+    if isinstance(exc, TimeoutError):
+        return DeepgramError(ErrorKind.TIMEOUT, f"handshake timed out: {exc}")
+    if isinstance(exc, InvalidHandshake | OSError):
+        return DeepgramError(ErrorKind.CONNECTION, f"{type(exc).__name__}: {exc}")
+    return DeepgramError(ErrorKind.CONNECTION, f"unexpected {type(exc).__name__}: {exc}")
+
+
+class ReconnectBudget:
+    """At most ``per_minute`` reconnects in any sliding minute (thread-safe)."""
+
+    def __init__(self, per_minute: int = MAX_RECONNECTS_PER_MINUTE):
+        self.per_minute = per_minute
+        self._times: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            while self._times and now - self._times[0] > _RECONNECT_WINDOW_S:
+                self._times.popleft()
+            if len(self._times) >= self.per_minute:
+                return False
+            self._times.append(now)
+            return True
+
+
+# Words of four letters or more that say nothing about the domain (shorter ones are skipped).
+_STOPWORDS = frozenset(
+    {"please", "that", "this", "what", "when", "where", "which", "will", "with", "your", "hello",
+     "thanks", "thank", "about", "have", "from", "they", "there", "would", "could", "just", "like",
+     "want", "need", "it's", "i'm", "can't", "don't", "today", "okay", "still", "good", "right",
+     "last", "help", "calling", "question", "four", "five", "nine", "zero", "three", "seven",
+     "eight", "hundred", "thousand", "dollars", "days", "number", "open", "change", "some"}
+)
+
+
+def select_keyterms(texts: Iterable[str], max_terms: int = MAX_KEYTERMS) -> list[str]:
+    """Domain words worth boosting: the most frequent non-trivial words of ``texts``.
+
+    ``texts`` are e.g. the pack's phrases and KB titles. Ties keep first-seen order; the
+    list stays within ``MAX_KEYTERM_TOKENS`` (estimated) so Deepgram accepts it.
+    """
+    counts: collections.Counter[str] = collections.Counter()
+    order: dict[str, int] = {}
+    for text in texts:
+        for raw in text.lower().replace("/", " ").split():
+            word = raw.strip(".,;:!?()[]\"'")
+            if len(word) < 4 or word in _STOPWORDS or not word.replace("-", "").isalpha():
+                continue
+            counts[word] += 1
+            order.setdefault(word, len(order))
+    ranked = sorted(counts, key=lambda w: (-counts[w], order[w]))
+    out: list[str] = []
+    tokens = 0.0
+    for word in ranked[:max_terms]:
+        tokens += _TOKENS_PER_WORD
+        if tokens > MAX_KEYTERM_TOKENS:
+            break
+        out.append(word)
+    return out
+
+
+class DeepgramSTT:
+    """Deepgram streaming recogniser: one websocket per utterance stream."""
+
+    name = PROVIDER
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        model: str = DEFAULT_MODEL,
+        language: str = "en",
+        endpointing_ms: int = DEFAULT_ENDPOINTING_MS,
+        keyterms: Sequence[str] = (),
+        base_url: str | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        final_timeout_s: float = FINAL_TIMEOUT_S,
+        max_reconnects_per_utterance: int = MAX_RECONNECTS_PER_UTTERANCE,
+        budget: ReconnectBudget | None = None,
+    ):
+        """
+        Args:
+            api_key: the Deepgram key (sent as ``Authorization: Token ...``).
+            model, language, endpointing_ms: ``/v1/listen`` parameters.
+            keyterms: domain words to boost (``keyterm`` on nova-3, ``keywords`` before).
+            base_url: websocket base (``ws://127.0.0.1:port`` in tests); None: Deepgram's.
+            connect_timeout_s, final_timeout_s: see the module constants.
+            max_reconnects_per_utterance, budget: reconnect bounds (see the module doc).
+
+        Raises:
+            DeepgramError: ``deepgram-sdk`` is not installed (kind ``bad_request``).
+        """
+        try:
+            from deepgram import DeepgramClient
+            from deepgram.environment import DeepgramClientEnvironment
+        except ImportError as exc:
+            raise DeepgramError(
+                ErrorKind.BAD_REQUEST,
+                "deepgram-sdk is not installed: pip install 'deepgram-sdk>=7,<8' "
+                "(or choose VC_STT_PROVIDER=pocketsphinx)",
+            ) from exc
+        kwargs: dict[str, Any] = {"api_key": api_key}
+        if base_url:
+            ws = base_url.rstrip("/")
+            http = ws.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+            kwargs["environment"] = DeepgramClientEnvironment(
+                base=http, production=ws, agent=ws, agent_rest=http
+            )
+        self._client = DeepgramClient(**kwargs)
+        self.model = model
+        self.keyterms = list(keyterms)
+        self.params: dict[str, Any] = {
+            "model": model,
+            "language": language,
+            "encoding": "linear16",
+            "sample_rate": PIPELINE_SAMPLE_RATE_HZ,
+            "channels": 1,
+            "interim_results": "true",
+            "endpointing": endpointing_ms,
+            "punctuate": "true",
+            "smart_format": "true",
+        }
+        if self.keyterms:
+            if model.startswith("nova-3"):
+                self.params["keyterm"] = self.keyterms
+            else:
+                self.params["keywords"] = self.keyterms
+        self.connect_timeout_s = connect_timeout_s
+        self.final_timeout_s = final_timeout_s
+        self.max_reconnects_per_utterance = max_reconnects_per_utterance
+        self.budget = budget or ReconnectBudget()
+
+    def connect(self) -> Any:
+        """The SDK's connection context manager (used by the streams' worker threads)."""
+        return self._client.listen.v1.connect(**self.params)
+
+    def open(self) -> DeepgramStream:
+        return DeepgramStream(self)
+
+
+class DeepgramStream:
+    """One utterance streamed to Deepgram; results arrive on a worker thread."""
+
+    def __init__(self, engine: DeepgramSTT):
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._audio: list[bytes] = []  # the whole utterance, for a reconnect's replay
+        self._samples = 0
+        self._conn: Any = None
+        self._sent = 0
+        self._finals: list[tuple[str, float, float]] = []  # (text, confidence, seconds)
+        self._interim = ""
+        self._finishing = False
+        self._closed = False
+        self._error: DeepgramError | None = None
+        self._connected = threading.Event()
+        self._done = threading.Event()
+        self._opened_at = time.monotonic()
+        self.reconnects = 0
+        self._thread = threading.Thread(target=self._run, name="deepgram-stream", daemon=True)
+        self._thread.start()
+
+    # --- UtteranceStream (session thread) ----------------------------------------
+    def accept(self, samples: Int16Array) -> None:
+        if self._closed:
+            raise DeepgramError(ErrorKind.BAD_REQUEST, "utterance stream already closed")
+        data = np.asarray(samples, dtype=np.int16).astype("<i2", copy=False).tobytes()
+        with self._lock:
+            self._audio.append(data)
+            self._samples += len(data) // 2
+            self._flush_locked()
+
+    def partial(self) -> str:
+        with self._lock:
+            return " ".join([*(t for t, _, _ in self._finals), self._interim]).strip()
+
+    def finish(self) -> Transcript:
+        """Flush Deepgram and return the utterance's transcript.
+
+        Raises:
+            DeepgramError: the stream failed, or no final arrived in time (``timeout``).
+        """
+        if self._closed:
+            raise DeepgramError(ErrorKind.BAD_REQUEST, "utterance stream already closed")
+        now = time.monotonic()
+        with self._lock:
+            self._finishing = True
+            self._finalize_locked()
+        deadline = now + self._engine.final_timeout_s
+        if not self._connected.is_set():
+            deadline = max(deadline, self._opened_at + self._engine.connect_timeout_s)
+        self._done.wait(max(0.0, deadline - time.monotonic()))
+        self._closed = True
+        with self._lock:
+            error, done = self._error, self._done.is_set()
+            text = " ".join(t for t, _, _ in self._finals if t).strip()
+            seconds = sum(d for _, _, d in self._finals)
+            confidence = (
+                sum(c * d for _, c, d in self._finals) / seconds if self._finals and seconds else None
+            )
+        if error is not None:
+            raise error
+        if not done:
+            what = "no final transcript" if self._connected.is_set() else "no connection"
+            raise DeepgramError(
+                ErrorKind.TIMEOUT, f"{what} within {time.monotonic() - now:.1f} s of the utterance end"
+            )
+        return Transcript(
+            text=text,
+            confidence=confidence,
+            decode_ms=0.0,  # decoding runs at Deepgram: no local CPU to report
+            audio_ms=self._samples * 1000.0 / PIPELINE_SAMPLE_RATE_HZ,
+        )
+
+    def cancel(self) -> None:
+        """Drop the utterance: Deepgram is told to close; nothing is waited for."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(Exception):  # already gone: nothing to stop
+                conn.send_close_stream()
+        self._done.set()
+
+    # --- worker thread -----------------------------------------------------------
+    def _flush_locked(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            while self._sent < len(self._audio):
+                conn.send_media(self._audio[self._sent])
+                self._sent += 1
+        except Exception as exc:  # the listener sees the close and decides on a reconnect
+            log.debug("deepgram send failed: %s", exc)
+            self._conn = None
+
+    def _finalize_locked(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            conn.send_finalize()
+            conn.send_close_stream()
+        except Exception as exc:
+            log.debug("deepgram finalize failed: %s", exc)
+            self._conn = None
+
+    def _run(self) -> None:
+        attempts = 0
+        while True:
+            try:
+                self._session()
+                return
+            except Exception as exc:
+                error = translate_error(exc)
+            if self._closed:  # cancelled, or finish() already gave up: nobody waits
+                return
+            retry = (
+                error.kind in _RECONNECTABLE
+                and not self._done.is_set()
+                and attempts < self._engine.max_reconnects_per_utterance
+                and self._engine.budget.take()
+            )
+            if not retry:
+                with self._lock:
+                    self._error = error
+                self._done.set()
+                return
+            attempts += 1
+            self.reconnects = attempts
+            log.warning("deepgram stream lost, reconnecting: %s", error)
+
+    def _session(self) -> None:
+        from deepgram.core.events import EventType
+
+        failure: list[BaseException] = []
+        with self._engine.connect() as conn:
+            if self._closed:  # cancelled while connecting
+                conn.send_close_stream()
+                return
+            with self._lock:
+                self._finals, self._interim, self._sent = [], "", 0
+                self._conn = conn
+                self._flush_locked()
+                if self._finishing:
+                    self._finalize_locked()
+            self._connected.set()
+            conn.on(EventType.MESSAGE, self._on_message)
+            conn.on(EventType.ERROR, failure.append)
+            conn.start_listening()  # returns when the socket closes
+            with self._lock:
+                self._conn = None
+            close_code = getattr(conn._websocket, "close_code", None)
+        if self._done.is_set():
+            return
+        if failure:
+            raise failure[0]
+        if close_code in (_CLOSE_POLICY, _CLOSE_INTERNAL):
+            reason = getattr(conn._websocket, "close_reason", "")
+            kind = ErrorKind.BAD_REQUEST if close_code == _CLOSE_POLICY else ErrorKind.SERVER
+            raise DeepgramError(kind, f"stream closed ({close_code}: {reason})", status=close_code)
+        if self._finishing:
+            self._done.set()  # closed cleanly after CloseStream: every final has arrived
+            return
+        raise DeepgramError(ErrorKind.CONNECTION, f"stream closed before the utterance ended ({close_code})")
+
+    def _on_message(self, message: Any) -> None:
+        kind = getattr(message, "type", None) or (message.get("type") if isinstance(message, dict) else None)
+        if kind == "Results":
+            alternatives = message.channel.alternatives
+            alt = alternatives[0] if alternatives else None
+            text = (alt.transcript if alt is not None else "").strip()
+            with self._lock:
+                if message.is_final:
+                    if text:
+                        self._finals.append((text, float(alt.confidence), float(message.duration)))
+                    self._interim = ""
+                else:
+                    self._interim = text
+            if message.from_finalize and self._finishing:
+                self._done.set()
+        elif kind == "Metadata":
+            if self._finishing:
+                self._done.set()
+        elif kind == "Error":
+            description = getattr(message, "description", "") or str(message)
+            with self._lock:
+                self._error = DeepgramError(ErrorKind.SERVER, f"error message: {description}")
+            self._done.set()
+
+
+def build_deepgram_stt(settings: Any, vocabulary: Sequence[str] = ()) -> DeepgramSTT:
+    """The Deepgram engine configured from settings, boosting ``vocabulary``.
+
+    Args:
+        settings: :class:`core.config.Settings` (key, model, language, endpointing, base URL).
+        vocabulary: domain texts (the pack's phrases, KB titles); the boosted keyterms are
+            chosen from them with :func:`select_keyterms`.
+
+    Raises:
+        DeepgramError: no key (kind ``auth``) or the SDK is missing.
+    """
+    key = getattr(settings, "deepgram_api_key", None)
+    if not key:
+        raise DeepgramError(ErrorKind.AUTH, "DEEPGRAM_API_KEY is not set")
+    return DeepgramSTT(
+        key,
+        model=settings.deepgram_model,
+        language=settings.deepgram_language,
+        endpointing_ms=settings.deepgram_endpointing_ms,
+        keyterms=select_keyterms(vocabulary),
+        base_url=settings.deepgram_base_url,
+    )
