@@ -65,6 +65,7 @@ _TOKENS_PER_WORD = 1.5  # rough tokenizer ratio, so the estimate errs high
 # Websocket close codes Deepgram uses: 1008 bad audio/parameters, 1011 server-side error.
 _CLOSE_POLICY = 1008
 _CLOSE_INTERNAL = 1011
+_POLL_S = 0.01  # how often finish() checks for a failure while waiting for the handshake
 _RECONNECTABLE = frozenset({ErrorKind.CONNECTION, ErrorKind.SERVER})
 
 
@@ -269,6 +270,7 @@ class DeepgramStream:
         self._done = threading.Event()
         self._opened_at = time.monotonic()
         self.reconnects = 0
+        self.connect_ms: float | None = None  # from open() to the end of the latest handshake
         self._thread = threading.Thread(target=self._run, name="deepgram-stream", daemon=True)
         self._thread.start()
 
@@ -298,10 +300,15 @@ class DeepgramStream:
         with self._lock:
             self._finishing = True
             self._finalize_locked()
-        deadline = now + self._engine.final_timeout_s
-        if not self._connected.is_set():
-            deadline = max(deadline, self._opened_at + self._engine.connect_timeout_s)
-        self._done.wait(max(0.0, deadline - time.monotonic()))
+        if not self._connected.is_set():  # still shaking hands: that has its own budget
+            connect_deadline = self._opened_at + self._engine.connect_timeout_s
+            while not (self._connected.is_set() or self._done.is_set()):
+                left = connect_deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._connected.wait(min(left, _POLL_S))
+        if self._connected.is_set():
+            self._done.wait(self._engine.final_timeout_s)
         self._closed = True
         with self._lock:
             error, done = self._error, self._done.is_set()
@@ -399,6 +406,7 @@ class DeepgramStream:
                 self._flush_locked()
                 if self._finishing:
                     self._finalize_locked()
+            self.connect_ms = (time.monotonic() - self._opened_at) * 1000.0
             self._connected.set()
             conn.on(EventType.MESSAGE, self._on_message)
             conn.on(EventType.ERROR, failure.append)

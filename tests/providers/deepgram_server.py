@@ -63,9 +63,22 @@ class ConnectionRecord:
 class DeepgramServer:
     """Run with ``with DeepgramServer(api_key="k", transcript="...") as server:``."""
 
-    def __init__(self, api_key: str = "test-key", transcript: str = "i lost my debit card", faults: Faults | None = None):
+    def __init__(
+        self,
+        api_key: str = "test-key",
+        transcript: str | list[str] = "i lost my debit card",
+        faults: Faults | None = None,
+        words_per_second: float = WORDS_PER_SECOND,
+    ):
+        """
+        Args:
+            transcript: what every connection "hears", or one transcript per connection
+                (in turn; a reconnect moves on to the next one).
+            words_per_second: how fast voiced audio reveals the transcript's words.
+        """
         self.api_key = api_key
-        self.words = transcript.split()
+        self.transcripts = [transcript] if isinstance(transcript, str) else list(transcript)
+        self.words_per_second = words_per_second
         self.faults = faults or Faults()
         self.connections: list[ConnectionRecord] = []
         self.handshakes = 0  # upgrade requests, including refused ones
@@ -99,7 +112,8 @@ class DeepgramServer:
 
         async def run() -> None:
             async with serve(
-                self._handle, "127.0.0.1", 0, process_request=self._process_request, max_size=None
+                self._handle, "127.0.0.1", 0, process_request=self._process_request, max_size=None,
+                max_queue=None,  # never stop reading: a close frame must get through
             ) as server:
                 self._server = server
                 self.port = server.sockets[0].getsockname()[1]
@@ -137,11 +151,14 @@ class DeepgramServer:
 
     async def _handle(self, ws) -> None:  # type: ignore[no-untyped-def]
         record = ConnectionRecord(
-            params=parse_qs(urlsplit(ws.request.path).query), headers=dict(ws.request.headers)
+            params=parse_qs(urlsplit(ws.request.path).query),
+            headers={k.lower(): v for k, v in ws.request.headers.raw_items()},
         )
         index = len(self.connections)
         self.connections.append(record)
-        state = _Utterance(record, self.words, int(record.params.get("endpointing", ["10"])[0]))
+        words = self.transcripts[index % len(self.transcripts)].split()
+        endpointing_ms = int(record.params.get("endpointing", ["10"])[0])
+        state = _Utterance(record, words, endpointing_ms, self.words_per_second)
         f = self.faults
         request_id = str(uuid.uuid4())
         from websockets.exceptions import ConnectionClosed
@@ -196,10 +213,11 @@ def _metadata(request_id: str, seconds: float) -> dict:
 
 
 class _Utterance:
-    """Scripted recognition: words revealed at ``WORDS_PER_SECOND`` of voiced audio."""
+    """Scripted recognition: words revealed in proportion to the voiced audio received."""
 
-    def __init__(self, record: ConnectionRecord, words: list[str], endpointing_ms: int):
+    def __init__(self, record: ConnectionRecord, words: list[str], endpointing_ms: int, words_per_second: float):
         self.record = record
+        self.words_per_second = words_per_second
         self.words = words
         self.endpointing_ms = endpointing_ms
         self.voiced_s = 0.0
@@ -215,7 +233,7 @@ class _Utterance:
         return len(self.record.audio) / BYTES_PER_SAMPLE / SAMPLE_RATE_HZ
 
     def _revealed(self) -> int:
-        return min(len(self.words), int(self.voiced_s * WORDS_PER_SECOND + 0.5))
+        return min(len(self.words), int(self.voiced_s * self.words_per_second + 0.5))
 
     def _results(self, request_id: str, upto: int, *, is_final: bool, speech_final: bool = False,
                  from_finalize: bool = False) -> dict:
