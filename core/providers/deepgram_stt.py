@@ -96,15 +96,19 @@ def translate_error(exc: BaseException) -> DeepgramError:
         header = response.headers.get("Retry-After") if response is not None else None
         kind = kind_from_status(int(status or 0), body)
         return DeepgramError(
-            kind, f"handshake refused with HTTP {status}: {body[:200]}",
-            retry_after_s=parse_retry_after(header), status=int(status or 0),
+            kind,
+            f"handshake refused with HTTP {status}: {body[:200]}",
+            retry_after_s=parse_retry_after(header),
+            status=int(status or 0),
         )
     if isinstance(exc, ConnectionClosed):
         code = exc.rcvd.code if exc.rcvd is not None else None
         reason = exc.rcvd.reason if exc.rcvd is not None else "no close frame"
         kind = (
-            ErrorKind.BAD_REQUEST if code == _CLOSE_POLICY
-            else ErrorKind.SERVER if code == _CLOSE_INTERNAL
+            ErrorKind.BAD_REQUEST
+            if code == _CLOSE_POLICY
+            else ErrorKind.SERVER
+            if code == _CLOSE_INTERNAL
             else ErrorKind.CONNECTION
         )
         return DeepgramError(kind, f"stream closed ({code}: {reason})", status=code)
@@ -137,6 +141,7 @@ class ReconnectBudget:
 
 
 # Words of four letters or more that say nothing about the domain (shorter ones are skipped).
+# fmt: off
 _STOPWORDS = frozenset(
     {"please", "that", "this", "what", "when", "where", "which", "will", "with", "your", "hello",
      "thanks", "thank", "about", "have", "from", "they", "there", "would", "could", "just", "like",
@@ -144,6 +149,7 @@ _STOPWORDS = frozenset(
      "last", "help", "calling", "question", "four", "five", "nine", "zero", "three", "seven",
      "eight", "hundred", "thousand", "dollars", "days", "number", "open", "change", "some"}
 )
+# fmt: on
 
 
 def select_keyterms(texts: Iterable[str], max_terms: int = MAX_KEYTERMS) -> list[str]:

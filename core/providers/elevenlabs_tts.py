@@ -69,11 +69,15 @@ def translate_error(exc: BaseException) -> ElevenLabsError:
         # ElevenLabs reports exhausted credits as 401 "quota_exceeded", not 402/429.
         kind = ErrorKind.QUOTA if "quota_exceeded" in body else kind_from_status(int(status), body)
         return ElevenLabsError(
-            kind, f"HTTP {status}: {body[:200]}",
-            retry_after_s=parse_retry_after(headers.get("retry-after")), status=int(status),
+            kind,
+            f"HTTP {status}: {body[:200]}",
+            retry_after_s=parse_retry_after(headers.get("retry-after")),
+            status=int(status),
         )
     if isinstance(exc, httpx.TimeoutException):
-        return ElevenLabsError(ErrorKind.TIMEOUT, f"no answer within {READ_TIMEOUT_S:.0f} s ({type(exc).__name__})")
+        return ElevenLabsError(
+            ErrorKind.TIMEOUT, f"no answer within {READ_TIMEOUT_S:.0f} s ({type(exc).__name__})"
+        )
     if isinstance(exc, httpx.TransportError | OSError):
         return ElevenLabsError(ErrorKind.CONNECTION, f"{type(exc).__name__}: {exc}")
     return ElevenLabsError(ErrorKind.MALFORMED, f"unexpected {type(exc).__name__}: {exc}")

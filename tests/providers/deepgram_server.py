@@ -112,7 +112,11 @@ class DeepgramServer:
 
         async def run() -> None:
             async with serve(
-                self._handle, "127.0.0.1", 0, process_request=self._process_request, max_size=None,
+                self._handle,
+                "127.0.0.1",
+                0,
+                process_request=self._process_request,
+                max_size=None,
                 max_queue=None,  # never stop reading: a close frame must get through
             ) as server:
                 self._server = server
@@ -168,7 +172,11 @@ class DeepgramServer:
                 if isinstance(message, bytes):
                     record.audio.extend(message)
                     size = len(record.audio)
-                    if f.drop_after_bytes is not None and index < f.drop_connections and size >= f.drop_after_bytes:
+                    if (
+                        f.drop_after_bytes is not None
+                        and index < f.drop_connections
+                        and size >= f.drop_after_bytes
+                    ):
                         ws.transport.abort()  # vanish: no close frame, like a dead network
                         return
                     if f.malformed_after_bytes is not None and size >= f.malformed_after_bytes:
@@ -206,16 +214,24 @@ class DeepgramServer:
 
 def _metadata(request_id: str, seconds: float) -> dict:
     return {
-        "type": "Metadata", "transaction_key": "deprecated", "request_id": request_id,
-        "sha256": "0" * 64, "created": "2026-01-01T00:00:00.000Z", "duration": round(seconds, 3),
-        "channels": 1, "models": [str(uuid.uuid4())], "model_info": {},
+        "type": "Metadata",
+        "transaction_key": "deprecated",
+        "request_id": request_id,
+        "sha256": "0" * 64,
+        "created": "2026-01-01T00:00:00.000Z",
+        "duration": round(seconds, 3),
+        "channels": 1,
+        "models": [str(uuid.uuid4())],
+        "model_info": {},
     }
 
 
 class _Utterance:
     """Scripted recognition: words revealed in proportion to the voiced audio received."""
 
-    def __init__(self, record: ConnectionRecord, words: list[str], endpointing_ms: int, words_per_second: float):
+    def __init__(
+        self, record: ConnectionRecord, words: list[str], endpointing_ms: int, words_per_second: float
+    ):
         self.record = record
         self.words_per_second = words_per_second
         self.words = words
@@ -235,23 +251,44 @@ class _Utterance:
     def _revealed(self) -> int:
         return min(len(self.words), int(self.voiced_s * self.words_per_second + 0.5))
 
-    def _results(self, request_id: str, upto: int, *, is_final: bool, speech_final: bool = False,
-                 from_finalize: bool = False) -> dict:
-        words = self.words[self.final_words:upto]
+    def _results(
+        self,
+        request_id: str,
+        upto: int,
+        *,
+        is_final: bool,
+        speech_final: bool = False,
+        from_finalize: bool = False,
+    ) -> dict:
+        words = self.words[self.final_words : upto]
         start = self.final_until_s
         duration = max(0.0, self.seconds - start)
         step = duration / max(1, len(words))
         out = {
-            "type": "Results", "channel_index": [0, 1], "duration": round(duration, 3),
-            "start": round(start, 3), "is_final": is_final, "speech_final": speech_final,
-            "channel": {"alternatives": [{
-                "transcript": " ".join(words), "confidence": 0.9 if words else 0.0,
-                "words": [
-                    {"word": w, "start": round(start + i * step, 3), "end": round(start + (i + 1) * step, 3),
-                     "confidence": 0.9, "punctuated_word": w}
-                    for i, w in enumerate(words)
-                ],
-            }]},
+            "type": "Results",
+            "channel_index": [0, 1],
+            "duration": round(duration, 3),
+            "start": round(start, 3),
+            "is_final": is_final,
+            "speech_final": speech_final,
+            "channel": {
+                "alternatives": [
+                    {
+                        "transcript": " ".join(words),
+                        "confidence": 0.9 if words else 0.0,
+                        "words": [
+                            {
+                                "word": w,
+                                "start": round(start + i * step, 3),
+                                "end": round(start + (i + 1) * step, 3),
+                                "confidence": 0.9,
+                                "punctuated_word": w,
+                            }
+                            for i, w in enumerate(words)
+                        ],
+                    }
+                ]
+            },
             "metadata": {"request_id": request_id, "model_info": MODEL_INFO, "model_uuid": str(uuid.uuid4())},
         }
         if from_finalize:

@@ -59,8 +59,12 @@ def speech_for(text: str, sample_rate_hz: int) -> bytes:
 class ElevenLabsServer:
     """Run with ``with ElevenLabsServer(api_key="k") as server:``; ``server.url`` is the base."""
 
-    def __init__(self, api_key: str = "test-key", faults: Faults | None = None,
-                 chunk_interval_s: float = CHUNK_INTERVAL_S):
+    def __init__(
+        self,
+        api_key: str = "test-key",
+        faults: Faults | None = None,
+        chunk_interval_s: float = CHUNK_INTERVAL_S,
+    ):
         self.api_key = api_key
         self.faults = faults or Faults()
         self.chunk_interval_s = chunk_interval_s
@@ -81,7 +85,9 @@ class ElevenLabsServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="elevenlabs-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="elevenlabs-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -140,7 +146,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             fmt = record.params.get("output_format", ["mp3_44100_128"])[0]
             if not fmt.startswith("pcm_"):
-                self._error(422, {"status": "unsupported_format", "message": f"test server speaks PCM, not {fmt}"})
+                self._error(
+                    422, {"status": "unsupported_format", "message": f"test server speaks PCM, not {fmt}"}
+                )
                 return
             self._stream(record, speech_for(str(record.body.get("text", "")), int(fmt[4:])))
         finally:

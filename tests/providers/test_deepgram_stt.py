@@ -74,7 +74,9 @@ def test_streams_audio_and_returns_partials_then_the_joined_final():
 def test_final_joins_segments_finalised_by_endpointing():
     # 1.2 s of speech, 0.4 s of silence (> 300 ms endpointing: a speech_final segment),
     # then more speech finalised by Finalize: two final segments make one transcript.
-    with DeepgramServer(KEY, transcript="my card was declined at the store today", words_per_second=2.5) as server:
+    with DeepgramServer(
+        KEY, transcript="my card was declined at the store today", words_per_second=2.5
+    ) as server:
         stream = engine(server).open()
         send(stream, SPEECH)
         text = stream.finish().text
@@ -250,10 +252,16 @@ def test_session_persists_deepgram_finals(store):
     from core.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
 
     cfg = EndpointConfig(
-        speech_start_ms=60, end_of_utterance_silence_ms=300, min_speech_ms=150, max_utterance_ms=8000, pre_roll_ms=150
+        speech_start_ms=60,
+        end_of_utterance_silence_ms=300,
+        min_speech_ms=150,
+        max_utterance_ms=8000,
+        pre_roll_ms=150,
     )
     audio = np.concatenate([silence(0.3), tone(300, 0.8), silence(0.7), tone(400, 0.8), silence(0.7)])
-    with DeepgramServer(KEY, transcript=["my card is lost", "please block it"], words_per_second=10) as server:
+    with DeepgramServer(
+        KEY, transcript=["my card is lost", "please block it"], words_per_second=10
+    ) as server:
         session = VoiceSession(store, engine(server), lambda: Endpointer(cfg, EnergyFrameClassifier(-35)))
         call_id = session.start()
         for i in range(0, audio.size, FRAME):
@@ -285,8 +293,11 @@ def test_factory_reads_settings(monkeypatch, tmp_path: Path):
     assert info.value.kind is ErrorKind.AUTH
     with DeepgramServer(KEY) as server:
         settings = Settings(
-            deepgram_api_key=KEY, deepgram_base_url=server.url, deepgram_model="nova-3",
-            deepgram_endpointing_ms=250, data_dir=tmp_path,
+            deepgram_api_key=KEY,
+            deepgram_base_url=server.url,
+            deepgram_model="nova-3",
+            deepgram_endpointing_ms=250,
+            data_dir=tmp_path,
         )
         stt = build_deepgram_stt(settings, ["Northwind overdraft fees", "Northwind card"])
         stream = stt.open()
@@ -306,3 +317,21 @@ def test_real_deepgram_transcribes_speech():
     send(stream, np.concatenate([speak_16k("I lost my debit card yesterday"), silence(0.3)]))
     text = stream.finish().text.lower()
     assert "debit card" in text
+
+
+def test_services_build_the_cloud_speech_engines(tmp_path: Path):
+    from core.config import Settings
+    from core.pack import load_pack
+    from core.providers.elevenlabs_tts import ElevenLabsTTS
+    from core.services import build_stt, build_tts
+
+    settings = Settings(
+        stt_provider="deepgram",
+        tts_provider="elevenlabs",
+        deepgram_api_key=KEY,
+        elevenlabs_api_key="xi-key",
+        data_dir=tmp_path,
+    )
+    stt = build_stt(settings, load_pack(ROOT / "packs" / "bank"))
+    assert isinstance(stt, DeepgramSTT) and "northwind" in stt.keyterms
+    assert isinstance(build_tts(settings), ElevenLabsTTS)

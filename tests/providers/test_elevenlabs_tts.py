@@ -54,11 +54,29 @@ def test_blank_text_makes_no_request():
     ("faults", "key", "kind", "status", "retry_after"),
     [
         (Faults(), "wrong-key", ErrorKind.AUTH, 401, None),
-        (Faults(status=401, body={"status": "quota_exceeded", "message": "This request exceeds your quota"}),
-         KEY, ErrorKind.QUOTA, 401, None),
-        (Faults(status=429, body={"status": "too_many_concurrent_requests"}, retry_after_s=3),
-         KEY, ErrorKind.RATE_LIMIT, 429, 3.0),
-        (Faults(status=422, body={"status": "invalid_voice_settings"}), KEY, ErrorKind.BAD_REQUEST, 422, None),
+        (
+            Faults(
+                status=401, body={"status": "quota_exceeded", "message": "This request exceeds your quota"}
+            ),
+            KEY,
+            ErrorKind.QUOTA,
+            401,
+            None,
+        ),
+        (
+            Faults(status=429, body={"status": "too_many_concurrent_requests"}, retry_after_s=3),
+            KEY,
+            ErrorKind.RATE_LIMIT,
+            429,
+            3.0,
+        ),
+        (
+            Faults(status=422, body={"status": "invalid_voice_settings"}),
+            KEY,
+            ErrorKind.BAD_REQUEST,
+            422,
+            None,
+        ),
         (Faults(status=500), KEY, ErrorKind.SERVER, 500, None),
     ],
 )
@@ -162,8 +180,11 @@ def test_factory_reads_voice_model_and_base_url(tmp_path: Path):
     assert info.value.kind is ErrorKind.AUTH
     with ElevenLabsServer(KEY) as server:
         settings = Settings(
-            elevenlabs_api_key=KEY, elevenlabs_base_url=server.url, elevenlabs_voice_id="nora",
-            elevenlabs_model="eleven_turbo_v2_5", data_dir=tmp_path,
+            elevenlabs_api_key=KEY,
+            elevenlabs_base_url=server.url,
+            elevenlabs_voice_id="nora",
+            elevenlabs_model="eleven_turbo_v2_5",
+            data_dir=tmp_path,
         )
         collect(build_elevenlabs_tts(settings), "Hello.")
     assert server.requests[0].path == "/v1/text-to-speech/nora/stream"
