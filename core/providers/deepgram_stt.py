@@ -33,22 +33,22 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
-from core.providers.errors import ErrorKind, ProviderError, kind_from_status, parse_retry_after
-from core.stt import STTError, Transcript
+from core.providers.deepgram_errors import ERROR_CLOSE_CODES, DeepgramError, close_error, translate_error
+from core.providers.errors import ErrorKind
+from core.providers.vocabulary import select_keyterms
+from core.stt import Transcript
 
 log = logging.getLogger(__name__)
 
-PROVIDER = "deepgram"
 DEFAULT_MODEL = "nova-3"
 DEFAULT_ENDPOINTING_MS = 300
 # Waiting for the websocket handshake when finish() comes before the connection is up.
@@ -58,67 +58,8 @@ FINAL_TIMEOUT_S = 2.0
 MAX_RECONNECTS_PER_UTTERANCE = 1
 MAX_RECONNECTS_PER_MINUTE = 5
 _RECONNECT_WINDOW_S = 60.0
-# Deepgram allows 500 tokens of keyterms per stream; stay below it with a margin.
-MAX_KEYTERMS = 50
-MAX_KEYTERM_TOKENS = 400
-_TOKENS_PER_WORD = 1.5  # rough tokenizer ratio, so the estimate errs high
-# Websocket close codes Deepgram uses: 1008 bad audio/parameters, 1011 server-side error.
-_CLOSE_POLICY = 1008
-_CLOSE_INTERNAL = 1011
 _POLL_S = 0.01  # how often finish() checks for a failure while waiting for the handshake
 _RECONNECTABLE = frozenset({ErrorKind.CONNECTION, ErrorKind.SERVER})
-
-
-class DeepgramError(ProviderError, STTError):
-    """A Deepgram failure: a :class:`ProviderError` the session also handles as an STT error."""
-
-    def __init__(self, kind: ErrorKind, message: str, **kwargs: Any):
-        super().__init__(PROVIDER, kind, message, **kwargs)
-
-
-def translate_error(exc: BaseException) -> DeepgramError:
-    """Our vocabulary for an SDK/websocket exception (the SDK's own types stay here)."""
-    if isinstance(exc, DeepgramError):
-        return exc
-    if isinstance(exc, ProviderError):
-        return DeepgramError(exc.kind, str(exc), retry_after_s=exc.retry_after_s, status=exc.status)
-    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-
-    status = getattr(exc, "status_code", None)  # deepgram.core.api_error.ApiError
-    if isinstance(exc, InvalidStatus) or status is not None:
-        # The SDK re-raises a failed handshake as ApiError, dropping the response headers
-        # (Retry-After); the websockets exception it replaced still has them.
-        cause = exc if isinstance(exc, InvalidStatus) else exc.__context__
-        response = getattr(cause, "response", None)
-        if response is not None:
-            status = response.status_code
-        body = bytes(getattr(response, "body", b"") or b"").decode("utf-8", "replace")
-        header = response.headers.get("Retry-After") if response is not None else None
-        kind = kind_from_status(int(status or 0), body)
-        return DeepgramError(
-            kind,
-            f"handshake refused with HTTP {status}: {body[:200]}",
-            retry_after_s=parse_retry_after(header),
-            status=int(status or 0),
-        )
-    if isinstance(exc, ConnectionClosed):
-        code = exc.rcvd.code if exc.rcvd is not None else None
-        reason = exc.rcvd.reason if exc.rcvd is not None else "no close frame"
-        kind = (
-            ErrorKind.BAD_REQUEST
-            if code == _CLOSE_POLICY
-            else ErrorKind.SERVER
-            if code == _CLOSE_INTERNAL
-            else ErrorKind.CONNECTION
-        )
-        return DeepgramError(kind, f"stream closed ({code}: {reason})", status=code)
-    if isinstance(exc, json.JSONDecodeError):
-        return DeepgramError(ErrorKind.MALFORMED, f"unparseable message: {exc}")
-    if isinstance(exc, TimeoutError):
-        return DeepgramError(ErrorKind.TIMEOUT, f"handshake timed out: {exc}")
-    if isinstance(exc, InvalidHandshake | OSError):
-        return DeepgramError(ErrorKind.CONNECTION, f"{type(exc).__name__}: {exc}")
-    return DeepgramError(ErrorKind.CONNECTION, f"unexpected {type(exc).__name__}: {exc}")
 
 
 class ReconnectBudget:
@@ -140,48 +81,10 @@ class ReconnectBudget:
             return True
 
 
-# Words of four letters or more that say nothing about the domain (shorter ones are skipped).
-# fmt: off
-_STOPWORDS = frozenset(
-    {"please", "that", "this", "what", "when", "where", "which", "will", "with", "your", "hello",
-     "thanks", "thank", "about", "have", "from", "they", "there", "would", "could", "just", "like",
-     "want", "need", "it's", "i'm", "can't", "don't", "today", "okay", "still", "good", "right",
-     "last", "help", "calling", "question", "four", "five", "nine", "zero", "three", "seven",
-     "eight", "hundred", "thousand", "dollars", "days", "number", "open", "change", "some"}
-)
-# fmt: on
-
-
-def select_keyterms(texts: Iterable[str], max_terms: int = MAX_KEYTERMS) -> list[str]:
-    """Domain words worth boosting: the most frequent non-trivial words of ``texts``.
-
-    ``texts`` are e.g. the pack's phrases and KB titles. Ties keep first-seen order; the
-    list stays within ``MAX_KEYTERM_TOKENS`` (estimated) so Deepgram accepts it.
-    """
-    counts: collections.Counter[str] = collections.Counter()
-    order: dict[str, int] = {}
-    for text in texts:
-        for raw in text.lower().replace("/", " ").split():
-            word = raw.strip(".,;:!?()[]\"'")
-            if len(word) < 4 or word in _STOPWORDS or not word.replace("-", "").isalpha():
-                continue
-            counts[word] += 1
-            order.setdefault(word, len(order))
-    ranked = sorted(counts, key=lambda w: (-counts[w], order[w]))
-    out: list[str] = []
-    tokens = 0.0
-    for word in ranked[:max_terms]:
-        tokens += _TOKENS_PER_WORD
-        if tokens > MAX_KEYTERM_TOKENS:
-            break
-        out.append(word)
-    return out
-
-
 class DeepgramSTT:
     """Deepgram streaming recogniser: one websocket per utterance stream."""
 
-    name = PROVIDER
+    name = "deepgram"
 
     def __init__(
         self,
@@ -424,10 +327,8 @@ class DeepgramStream:
             return
         if failure:
             raise failure[0]
-        if close_code in (_CLOSE_POLICY, _CLOSE_INTERNAL):
-            reason = getattr(conn._websocket, "close_reason", "")
-            kind = ErrorKind.BAD_REQUEST if close_code == _CLOSE_POLICY else ErrorKind.SERVER
-            raise DeepgramError(kind, f"stream closed ({close_code}: {reason})", status=close_code)
+        if close_code in ERROR_CLOSE_CODES:
+            raise close_error(close_code, getattr(conn._websocket, "close_reason", ""))
         if self._finishing:
             self._done.set()  # closed cleanly after CloseStream: every final has arrived
             return

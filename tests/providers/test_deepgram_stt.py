@@ -10,15 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.providers.deepgram_stt import (
-    MAX_KEYTERM_TOKENS,
-    DeepgramError,
-    DeepgramSTT,
-    ReconnectBudget,
-    build_deepgram_stt,
-    select_keyterms,
-)
+from core.providers.deepgram_stt import DeepgramError, DeepgramSTT, ReconnectBudget, build_deepgram_stt
 from core.providers.errors import ErrorKind, ProviderError
+from core.providers.vocabulary import MAX_KEYTERM_TOKENS, select_keyterms
 from core.stt import STTError
 from tests.conftest import ROOT, silence, tone
 from tests.providers.deepgram_server import DeepgramServer, Faults
