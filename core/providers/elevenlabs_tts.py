@@ -33,8 +33,9 @@ DEFAULT_MODEL = "eleven_flash_v2_5"  # ~75 ms to first byte per ElevenLabs
 OUTPUT_FORMAT = f"pcm_{PIPELINE_SAMPLE_RATE_HZ}"
 # Each network wait (connect, first byte, next chunk) may take this long before we give up.
 READ_TIMEOUT_S = 5.0
-# Bytes per chunk handed over by httpx: 1,024 bytes = 32 ms of 16 kHz audio.
-CHUNK_BYTES = 1024
+# Hand audio over as the network delivers it: the SDK's default (1,024-byte chunks) makes
+# httpx hold back a first packet smaller than that until the next one arrives.
+CHUNK_BYTES: int | None = None
 _BYTES_PER_SAMPLE = 2
 
 
@@ -109,6 +110,7 @@ class ElevenLabsTTS:
             ElevenLabsError: the ``elevenlabs`` SDK is not installed (kind ``bad_request``).
         """
         try:
+            import httpx
             from elevenlabs.client import AsyncElevenLabs
         except ImportError as exc:
             raise ElevenLabsError(
@@ -117,6 +119,10 @@ class ElevenLabsTTS:
                 "(or choose VC_TTS_PROVIDER=espeak)",
             ) from exc
         self._client_class = AsyncElevenLabs
+        self._http_class = httpx.AsyncClient
+        # Built once: loading the CA bundle costs ~20 ms, which every session's first
+        # sentence would otherwise pay when its loop gets its own client.
+        self._ssl_context = httpx.create_ssl_context()
         self._api_key = api_key
         self.voice_id = voice_id
         self.model_id = model_id
@@ -128,7 +134,14 @@ class ElevenLabsTTS:
         loop = get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            kwargs: dict[str, Any] = {"api_key": self._api_key, "timeout": self.read_timeout_s}
+            http = self._http_class(
+                verify=self._ssl_context, timeout=self.read_timeout_s, follow_redirects=True
+            )
+            kwargs: dict[str, Any] = {
+                "api_key": self._api_key,
+                "timeout": self.read_timeout_s,
+                "httpx_client": http,
+            }
             if self.base_url:
                 kwargs["base_url"] = self.base_url
             client = self._client_class(**kwargs)
