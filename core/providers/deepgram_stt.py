@@ -335,15 +335,21 @@ class DeepgramStream:
         raise DeepgramError(ErrorKind.CONNECTION, f"stream closed before the utterance ended ({close_code})")
 
     def _on_message(self, message: Any) -> None:
-        kind = getattr(message, "type", None) or (message.get("type") if isinstance(message, dict) else None)
+        kind = getattr(message, "type", None)
         if kind == "Results":
-            alternatives = message.channel.alternatives
-            alt = alternatives[0] if alternatives else None
-            text = (alt.transcript if alt is not None else "").strip()
+            try:
+                alternatives = message.channel.alternatives
+                text = str(alternatives[0].transcript).strip() if alternatives else ""
+                final = (text, float(alternatives[0].confidence), float(message.duration)) if text else None
+            except (AttributeError, IndexError, TypeError, ValueError) as exc:
+                with self._lock:
+                    self._error = DeepgramError(ErrorKind.MALFORMED, f"unexpected Results shape: {exc}")
+                self._done.set()
+                return
             with self._lock:
                 if message.is_final:
-                    if text:
-                        self._finals.append((text, float(alt.confidence), float(message.duration)))
+                    if final is not None:
+                        self._finals.append(final)
                     self._interim = ""
                 else:
                     self._interim = text

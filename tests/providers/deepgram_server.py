@@ -41,7 +41,8 @@ class Faults:
     handshake_delay_s: float = 0.0  # sleep before answering the upgrade
     drop_after_bytes: int | None = None  # abort TCP (no close frame) after this much audio
     drop_connections: int = 1  # ... on this many connections
-    malformed_after_bytes: int | None = None  # send a non-JSON text message
+    malformed_after_bytes: int | None = None  # send malformed_text after this much audio
+    malformed_text: str = "{not json"
     close_code: int | None = None  # close with this code after the first audio
     final_delay_s: float = 0.0  # wait this long before answering Finalize
     ignore_finalize: bool = False  # never answer Finalize or CloseStream
@@ -180,7 +181,7 @@ class DeepgramServer:
                         ws.transport.abort()  # vanish: no close frame, like a dead network
                         return
                     if f.malformed_after_bytes is not None and size >= f.malformed_after_bytes:
-                        await ws.send("{not json")
+                        await ws.send(f.malformed_text)
                         f.malformed_after_bytes = None
                     if f.close_code is not None:
                         await ws.close(f.close_code, "DATA-0000: injected")

@@ -173,8 +173,9 @@ def test_reconnects_are_bounded_per_minute_across_utterances():
     assert len(server.connections) == 6
 
 
-def test_malformed_message_is_reported_as_malformed():
-    with DeepgramServer(KEY, faults=Faults(malformed_after_bytes=4_000)) as server:
+@pytest.mark.parametrize("text", ["{not json", '{"type": "Results", "channel": {"alternatives": "?"}}'])
+def test_malformed_message_is_reported_as_malformed(text):
+    with DeepgramServer(KEY, faults=Faults(malformed_after_bytes=4_000, malformed_text=text)) as server:
         stream = engine(server).open()
         send(stream, SPEECH[:16000])
         with pytest.raises(DeepgramError) as info:
