@@ -7,11 +7,13 @@ Connection per utterance
     speaking, and audio accepted before it is up is buffered and sent as soon as it is.
     Set-up therefore overlaps speech instead of adding to the final's latency: every
     utterance lasts at least ``VC_MIN_SPEECH_MS`` + ``VC_END_OF_UTTERANCE_SILENCE_MS``
-    (700 ms by default), far more than a handshake (about 2 ms on loopback, measured by
-    ``tests/providers/test_deepgram_stt.py``; a few round trips, ~100-300 ms, to Deepgram).
-    A per-call connection kept open with ``KeepAlive`` would save nothing on the final
-    and hold an idle, billable stream between utterances. Only the first partial waits
-    for the handshake.
+    (700 ms by default), far more than a handshake (p50 4-9 ms on loopback on a loaded
+    2-core machine, measured by ``tests/providers/test_deepgram_stt.py``; TCP + TLS +
+    upgrade is three or four round trips, ~100-300 ms, to Deepgram). A per-call
+    connection reused across utterances would save nothing on the final, and it would
+    need ``KeepAlive`` between utterances (Deepgram closes a stream after 10 s without
+    data) and a way to know where a call ends, which the engine, shared by all calls,
+    does not have. Only the first partial waits for the handshake.
 
 Finishing
     ``finish()`` sends ``Finalize`` and ``CloseStream``; Deepgram flushes the remaining
@@ -19,6 +21,7 @@ Finishing
     transcript is every ``is_final`` segment joined; it is returned as soon as a
     ``from_finalize`` result, the ``Metadata`` or the close arrives, or a
     :data:`ProviderError` of kind ``timeout`` is raised after ``FINAL_TIMEOUT_S``.
+    ``finish()`` blocks its caller for that round trip (the session calls it on its loop).
 
 Reconnects
     A dropped connection (or a refused/5xx handshake) is reopened at most
