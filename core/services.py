@@ -55,6 +55,10 @@ def build_stt(settings: Settings, pack: Pack, articles: Sequence[Article] | None
 
         texts = speech_texts(pack.articles if articles is None else articles)
         return build_engine(settings, texts, list(pack.phrases))
+    if settings.stt_provider == "deepgram":
+        from core.providers.deepgram_stt import build_deepgram_stt
+
+        return build_deepgram_stt(settings, [*pack.phrases, *(a.title for a in pack.articles)])
     raise NotImplementedError(f"STT provider {settings.stt_provider!r} is not available yet")
 
 
@@ -102,6 +106,10 @@ def build_tts(settings: Settings) -> TTSEngine:
         from core.tts.espeak import EspeakTTS
 
         return EspeakTTS(voice=settings.tts_voice, rate_wpm=settings.tts_rate_wpm)
+    if settings.tts_provider == "elevenlabs":
+        from core.providers.elevenlabs_tts import build_elevenlabs_tts
+
+        return build_elevenlabs_tts(settings)
     raise NotImplementedError(f"TTS provider {settings.tts_provider!r} is not available yet")
 
 
