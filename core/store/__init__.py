@@ -6,6 +6,7 @@ Postgres one can replace it without callers changing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -28,6 +29,25 @@ class CallRecord:
     error: str | None = None
     heartbeat_at: float | None = None
     segment_count: int = 0
+
+
+@dataclass(frozen=True)
+class CallQuery:
+    """Which calls to return from :meth:`Store.search_calls` (every field optional).
+
+    Attributes:
+        since: calls started at or after this Unix time (s).
+        until: calls started before this Unix time (s).
+        sources: only these sources (``talk``, ``browser``, ``demo`` ...).
+        text: case-insensitive substring of any transcript line.
+        limit: at most this many calls, newest first.
+    """
+
+    since: float | None = None
+    until: float | None = None
+    sources: tuple[str, ...] = ()
+    text: str = ""
+    limit: int = 5000
 
 
 @dataclass(frozen=True)
@@ -110,5 +130,17 @@ class Store(Protocol):
     def timings(self, call_id: str | None = None, limit: int = 1000) -> list[UtteranceTiming]: ...
     def add_turn(self, turn: TurnRecord) -> None: ...
     def turns(self, call_id: str | None = None, limit: int = 1000) -> list[TurnRecord]: ...
+    # --- across calls (metrics, call search); ``call_ids`` may be long -------------
+    def search_calls(self, query: CallQuery) -> list[CallRecord]: ...
+    def segments_for_calls(self, call_ids: Sequence[str]) -> list[SegmentRecord]: ...
+    def events_for_calls(
+        self, call_ids: Sequence[str], types: Sequence[str] = ()
+    ) -> list[EventRecord]: ...
+    def turns_for_calls(self, call_ids: Sequence[str]) -> list[TurnRecord]: ...
+    def timings_for_calls(self, call_ids: Sequence[str]) -> list[UtteranceTiming]: ...
+    def shift_call(self, call_id: str, seconds: float) -> None:
+        """Move every timestamp of a call by ``seconds`` (demo calls are recorded now
+        and placed in the past; times within the call are unchanged)."""
+        ...
     def health(self) -> dict[str, Any]: ...
     def close(self) -> None: ...
