@@ -57,6 +57,10 @@ class Table:
         i = self.columns.index(name)
         return [r[i] for r in self.rows]
 
+    def records(self) -> list[dict[str, Any]]:
+        """One dict per row (column → value)."""
+        return [dict(zip(self.columns, r, strict=True)) for r in self.rows]
+
     def to_dict(self) -> dict[str, list[Any]]:
         """Column name → values (what plotly express takes)."""
         return {c: self.column(c) for c in self.columns}

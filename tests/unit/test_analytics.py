@@ -6,8 +6,8 @@ import io
 import pytest
 
 from core import analytics as an
-from core.costs import breaker_table, cost_per_call, provider_health
 from core.config import DEFAULT_PRICES
+from core.costs import breaker_table, cost_per_call, provider_health
 from core.store import CallRecord, TurnRecord, UtteranceTiming
 
 T0 = 1_700_000_000.0  # a fixed instant: figures below do not depend on the clock
@@ -19,11 +19,11 @@ def _turn(call_id, i, v2v, interrupted=False, at=T0):
 
 def _seed_call(store, start_offset_s, v2vs, disposition=None, intent=None, overridden=False):
     call = store.create_call("demo")
-    for i, (text, speaker, t0, t1) in enumerate([
+    for text, speaker, t0, t1 in [
         ("my card was charged twice", "caller", 0, 2000),
         ("I can open a dispute", "agent", 2600, 5000),
         ("yes please", "caller", 9000, 10000),  # 4 s of dead air before this line
-    ]):
+    ]:
         seg = store.add_segment(call.id, speaker, text, t0, t1)
         if speaker == "caller":
             store.add_timing(UtteranceTiming(600, 500, 100, 80, t1 - t0, 0.05, seg.id, call.id))
@@ -48,7 +48,7 @@ def _seed_call(store, start_offset_s, v2vs, disposition=None, intent=None, overr
 def test_percentiles_and_share_over_target():
     turns = [_turn("c", i, v) for i, v in enumerate([400, 500, 600, 700, 900, 1000, 1200, 1500, 2000, 3000])]
     summary = an.latency_summary(turns, target_ms=800)
-    row = dict(zip(summary.columns, summary.rows[-1]))
+    row = summary.records()[-1]
     assert row["stage"] == "voice-to-voice" and row["turns"] == 10
     assert row["p50_ms"] == 950.0  # midway between 900 and 1000
     assert row["p95_ms"] == pytest.approx(2550.0)
@@ -93,7 +93,7 @@ def test_load_filters_and_outcomes(store):
     assert data.by_call[c].disposition == an.NOT_SET
     assert data.by_call[b].overridden and data.by_call[b].confirmed_by == "demo"
     mix = an.disposition_mix(data.summaries).to_dict()
-    assert dict(zip(mix["disposition"], mix["calls"])) == {"resolved": 1, "escalated": 1, an.NOT_SET: 1}
+    assert dict(zip(mix["disposition"], mix["calls"], strict=True)) == {"resolved": 1, "escalated": 1, an.NOT_SET: 1}
     ov = an.overrides(data.summaries)
     assert set(ov.rows) == {("follow_up", "resolved", "accepted", 1), ("follow_up", "escalated", "overridden", 1)}
     funnel = dict(an.kb_funnel(data.events).rows)
@@ -109,16 +109,16 @@ def test_cost_per_call_from_derived_usage_and_a_price_table(store):
     call_id = _seed_call(store, 0, [700])
     data = an.load(store)
     embedded = cost_per_call(data, DEFAULT_PRICES)
-    row = dict(zip(embedded.columns, embedded.rows[0]))
+    row = embedded.records()[0]
     # 3 s of caller audio recognised, 20 agent characters spoken; embedded costs nothing
     assert row["stt_seconds"] == 3.0 and row["tts_chars"] == 20 and row["cost_usd"] == 0.0
     cloud = cost_per_call(data, {"deepgram": {"stt_per_min": 0.6}, "elevenlabs": {"tts_per_1k_chars": 100.0}},
                           price_as={"stt": "deepgram", "tts": "elevenlabs"})
-    assert dict(zip(cloud.columns, cloud.rows[0]))["cost_usd"] == pytest.approx(3 / 60 * 0.6 + 20 / 1000 * 100)
+    assert cloud.records()[0]["cost_usd"] == pytest.approx(3 / 60 * 0.6 + 20 / 1000 * 100)
     # recorded usage wins over the derived figures
     store.add_event(call_id, "usage", {"stage": "llm", "provider": "openai", "llm_input_tokens": 1_000_000})
     recorded = cost_per_call(an.load(store), DEFAULT_PRICES)
-    assert dict(zip(recorded.columns, recorded.rows[0]))["cost_usd"] == pytest.approx(0.15)
+    assert recorded.records()[0]["cost_usd"] == pytest.approx(0.15)
 
 
 def test_provider_health_from_provider_calls_or_turns(store):
