@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
-_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 
 # Sounds that carry no content on their own; a final made only of these is dropped.
 FILLER_WORDS = frozenset(
-    ["uh", "um", "umm", "uhm", "er", "erm", "ah", "ahh", "hmm", "hm", "mm", "mhm", "mmm", "huh", "eh", "oh"]
+    "uh um umm uhm er erm ah ahh hmm hm mm mhm mmm huh eh oh".split()
 )
 _NOISE_TOKEN = re.compile(r"^(\[.*\]|<.*>|\+\+.*\+\+|\(.*\))$")
 
