@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.analytics import CallData, CallSummary, Table, summarise, table
+from core.recording import recording_path
 from core.store import EventRecord, SegmentRecord, Store, TurnRecord
 
 LIST_COLUMNS = (
@@ -28,11 +29,6 @@ class CallDetail:
     kb_shown: tuple[str, ...]
     events: tuple[EventRecord, ...]
     recording: Path | None
-
-
-def recording_path(recordings_dir: Path, call_id: str) -> Path:
-    """Where a call's caller audio is saved when recording is on."""
-    return recordings_dir / f"{call_id}.wav"
 
 
 def call_detail(store: Store, call_id: str, recordings_dir: Path | None = None) -> CallDetail | None:

@@ -33,7 +33,7 @@ def test_empty_install_says_what_to_do_and_offers_demo_calls(data_dir):
     assert not at.error
 
 
-def test_charts_figures_and_csv_downloads_with_data(data_dir, downloads):
+def test_charts_figures_and_csv_downloads_with_data(data_dir, downloads):  # noqa: F811
     store = SQLiteStore(data_dir / "voice_copilot.sqlite3")
     ids = seed(store)
     at = open_metrics()
