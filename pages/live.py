@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components.rtc import enable_loopback_ice, render_mic_capture
 from components.calls import render_recording_notice
+from components.rtc import enable_loopback_ice, render_mic_capture
 from components.runtime import get_services
 from components.transcript import fmt_offset, render_call_list, render_transcript
 from core.bridge import CaptureBridge
