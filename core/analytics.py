@@ -5,8 +5,8 @@ Pure functions over store records; every figure comes from what the pipeline sto
 columns and rows — that the UI charts and offers as CSV.
 
 Intent of a call: the ``intent`` events written per caller line (the demo data writes
-them with the pack's intent classifier); the call's intent is the in-scope label with
-the highest confidence. Calls without such events count as ``unknown``.
+them with the pack's intent classifier); the call's intent is the first in-scope one
+(the reason for calling). Calls without such events count as ``unknown``.
 Disposition of a call: the last ``disposition_confirmed`` event, else the last
 ``disposition_proposed`` (shown as proposed), else ``not set``.
 """
@@ -138,13 +138,13 @@ def _last(events: Sequence[EventRecord], type_: str) -> EventRecord | None:
 
 
 def call_intent(events: Sequence[EventRecord]) -> str:
-    """The call's intent: the in-scope ``intent`` event with the highest confidence."""
-    best = max(
+    """The call's intent: the first in-scope ``intent`` event — callers say why they
+    call first; later lines are follow-ups and thanks."""
+    first = next(
         (e for e in events if e.type == "intent" and not e.payload.get("out_of_scope") and e.payload.get("label")),
-        key=lambda e: float(e.payload.get("confidence") or 0.0),
-        default=None,
+        None,
     )
-    return str(best.payload["label"]) if best else UNKNOWN
+    return str(first.payload["label"]) if first else UNKNOWN
 
 
 def summarise(call: CallRecord, events: Sequence[EventRecord], turns: Sequence[TurnRecord]) -> CallSummary:
