@@ -52,7 +52,8 @@ def render_latency(summary: Table, over_time: Table, samples: Table, target_ms: 
     cols[2].metric(f"Turns over {target_ms:.0f} ms", "—" if share is None else f"{share:.0%}")
     cols[3].metric("Turns measured", v2v["turns"])
     st.dataframe(summary.to_dict(), hide_index=True, width="stretch")
-    fig = px.line(frame(over_time), x="bucket_start", y=["p50_ms", "p95_ms"], color="stage", markers=True,
+    fig = px.line(frame(over_time), x="bucket_start", y=["p50_ms", "p95_ms"], color="stage", line_dash="variable",
+                  markers=True,
                   title="p50 / p95 per stage over time", labels={"value": "ms", "bucket_start": ""})
     fig.add_hline(y=target_ms, line_dash="dash", annotation_text=f"target {target_ms:.0f} ms")
     chart(fig, over_time, "latency_over_time")

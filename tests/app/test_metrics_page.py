@@ -8,18 +8,14 @@ from streamlit.testing.v1 import AppTest
 
 from core.store.sqlite import SQLiteStore
 from tests.app.downloads import download_text, downloads  # noqa: F401 (fixture)
+from tests.app.test_pages import run_page
 from tests.seed_calls import seed
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
 def open_metrics() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("pages/metrics.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return run_page("pages/metrics.py")
 
 
 def _csv(text: str) -> list[dict[str, str]]:
