@@ -31,7 +31,9 @@ def _services(data_dir_env: str) -> Services:
     """One per process (and per VC_DATA_DIR, so tests can point at their own)."""
     settings = load_settings(_secrets_overrides())
     configure_logging(settings.log_level)
-    return build_services(settings)
+    services = build_services(settings)
+    services.warm_up()  # models load in the background while the first page renders
+    return services
 
 
 def get_services() -> Services:

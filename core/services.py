@@ -148,6 +148,12 @@ class Services:
         self.disposition_model()  # ready by the time the call ends
         return CallCopilot(call_id, self.store, self.kb, self.intent_model(), self.sentiment_model())
 
+    def warm_up(self) -> None:
+        """Start every background model build now, so the first call finds them ready."""
+        self.intent_model()
+        self.start_semantic_search()
+        self.disposition_model()
+
     def start_semantic_search(self) -> BackgroundModel:
         """Load the sentence model off the caller's thread and add meaning to KB search.
 
@@ -214,7 +220,7 @@ class Services:
             return self._sentiment
 
     def new_responder(self) -> EmbeddedResponder:
-        return EmbeddedResponder(self.knowledge.pack_view(self.pack), self.reply_kb)
+        return EmbeddedResponder(self.knowledge.pack_view(self.pack), self.reply_kb, self.intent_model())
 
     def _session(self, source: str, metadata: dict[str, Any] | None) -> VoiceSession:
         return VoiceSession(

@@ -18,6 +18,7 @@ condition of the section they come from ("If you shared nothing, ...").
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 from collections import Counter
@@ -25,6 +26,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from core.copilot import IntentModel
 from core.kb import Chunk, KBSearch, SearchHit
 from core.kb.chunking import ESCALATION_HEADING, SpokenSentence, chunk_article, proper_nouns, spoken_sentences
 from core.kb.lexical import PLACE_EXPANSION, PLACE_NAMES, analyze
@@ -32,6 +34,8 @@ from core.pack import Article, Pack
 from core.reply import Conversation
 from core.reply.memory import Memory, dialogue_act, extract_slots, mark, spoken_amount
 from core.text import normalize
+
+log = logging.getLogger(__name__)
 
 MAX_REPLY_WORDS = 45  # a second sentence is added only while the reply stays this short
 MIN_COVERAGE = 0.5  # share of the caller's content words the best article must contain
@@ -48,9 +52,15 @@ HIT_CHUNK_BONUS = 1.5  # sentence is in the passage the search ranked best
 NEXT_STEP_BONUS = 1.5  # after "yes": sentences right after what was last said
 POLICY_BONUS = 0.8  # sentence states a step, a number, a limit or a rule
 ESCALATION_PENALTY = 3.0  # escalation rules are for agents unless asked about
-POSITION_PENALTY = 0.5  # per section: earlier sections read first on a new topic
+POSITION_PENALTY = 1.0  # per section: earlier sections read first on a new topic
 ANSWER_TYPE_BONUS = 5.0  # "how much" meets an amount, "how long"/"when" a time: nearly a filter
 EXPANSION_WEIGHT = 0.5  # a place expansion ("abroad" for "philippines") counts this much
+# On a new topic, a sentence that only holds under a condition the caller has not stated
+# ("If you prefer not to contact the merchant, ...") is a poor first answer.
+UNSTATED_CONDITION_PENALTY = 3.0
+# The intent model names the article when it is at least this sure (calibrated
+# probability; held-out bank questions that it gets right score 0.36 and up).
+INTENT_ANSWER_CONFIDENCE = 0.35
 SWITCH_COVERAGE = 0.6  # a new topic mid-call must cover this share of the caller's words
 HELLO_AGAIN = "Hello! How can I help you today?"
 ANYTHING_ELSE = "You're welcome. Is there anything else I can help you with today?"
@@ -73,6 +83,7 @@ _REQUEST = re.compile(
 )
 # "okay i'll try it again now": the caller is doing something, not asking for the next step.
 _OWN_ACTION = re.compile(r"\b(?:i'll|i will|i'm going to|i am going to|i'm (?:\w+ing))\b")
+_LEADING_CONDITION = re.compile(r"^(?:If|When|Unless|Once)\b[^,]*,")
 _POLICY = re.compile(r"\d|\b(?:free|costs?|fees?|within|days?|limit|never|cannot|must|only|always|I can)\b")
 # "For the 42 dollar <noun>": the noun for an amount, from the stems the caller used.
 _AMOUNT_NOUNS = {"charge": "charg bill", "transfer": "transfer send wire", "payment": "payment pay"}
@@ -129,11 +140,21 @@ class EmbeddedResponder:
     Args:
         pack: the domain pack (articles and persona).
         search: retrieval over the same articles (e.g. :class:`core.kb.lexical.LexicalIndex`).
+        intent: intent model trained on the pack's taxonomy (``predict(text)`` returns
+            ``label``, ``confidence`` and ``out_of_scope``, or None while it loads). On a
+            new topic its intent's linked article is answered from: it understands
+            paraphrases that share few words with the article. Without it (or while it
+            loads, or when unsure) the article comes from ``search`` alone.
     """
 
-    def __init__(self, pack: Pack, search: KBSearch):
+    def __init__(self, pack: Pack, search: KBSearch, intent: IntentModel | None = None):
         self.pack = pack
         self.search = search
+        self.intent = intent
+        self._by_intent: dict[str, list[str]] = {}
+        for article in pack.articles:
+            for name in article.intents:
+                self._by_intent.setdefault(name, []).append(article.id)
         self.persona = pack.persona
         self.organisation = re.sub(r"\s*\(.*?\)\s*", " ", pack.name).strip()
         nouns = proper_nouns([a.body for a in pack.articles])
@@ -231,6 +252,9 @@ class EmbeddedResponder:
         topic = memory.topic if memory.topic in self._articles else None
         if topic:
             return self._maybe_switch(text, topic, hits, words, act), ()
+        guided = self._intent_article(text, hits)
+        if guided is not None:
+            return guided, ()
         if not hits or hits[0].score < MIN_SCORE or not self._covers(words, hits[0].article_id):
             return _say("handoff", f"I'm not able to help with that myself. {self.persona.handoff}")
         if len(hits) > 1 and hits[1].score >= AMBIGUITY_RATIO * hits[0].score:
@@ -240,6 +264,23 @@ class EmbeddedResponder:
                 "clarify", f"Just so I get this right, is it about {first}, or {second}?", options=options
             )
         return hits[0].article_id, ()
+
+    def _intent_article(self, text: str, hits: Sequence[SearchHit]) -> str | None:
+        """The article linked to the caller's intent, when the intent model is sure enough."""
+        if self.intent is None:
+            return None
+        try:
+            pred = self.intent.predict(text)
+        except Exception:  # the reply must not fail because a model did: search decides
+            log.exception("intent prediction failed; answering from search alone")
+            return None
+        if pred is None or getattr(pred, "out_of_scope", False) or pred.confidence < INTENT_ANSWER_CONFIDENCE:
+            return None
+        linked = [a for a in self._by_intent.get(str(pred.label), ()) if a in self._articles]
+        if not linked:
+            return None
+        ranked = [h.article_id for h in hits if h.article_id in linked]
+        return ranked[0] if ranked else linked[0]
 
     def _settle_options(
         self, text: str, hits: Sequence[SearchHit], options: tuple[str, ...]
@@ -360,6 +401,7 @@ class EmbeddedResponder:
                 score += ANSWER_TYPE_BONUS
             if not said:
                 score -= POSITION_PENALTY * sentence.section
+                score -= UNSTATED_CONDITION_PENALTY * self._unstated_condition(sentence, words)
             scored.append((score, sentence))
         if not scored:
             return _say("nothing_more", NOTHING_MORE)
@@ -394,6 +436,15 @@ class EmbeddedResponder:
         if act in ("affirm", "deny") and not prefix:
             segments.insert(0, Segment("Okay." if act == "deny" else "Sure."))
         return ReplyPlan("answer", tuple(segments), article_id=article_id)
+
+    @staticmethod
+    def _unstated_condition(sentence: SpokenSentence, words: set[str]) -> bool:
+        """The sentence holds only under a condition none of whose words the caller said."""
+        condition = sentence.condition
+        if not condition:
+            match = _LEADING_CONDITION.match(sentence.text)
+            condition = match.group(0) if match else ""
+        return bool(condition) and not (set(analyze(condition)) & words)
 
     def _slot_prefix(self, text: str, history: Sequence[str], memory: Memory) -> tuple[str, str | None]:
         """Lead-in that reuses what the caller just said, and the memory key it uses up."""
