@@ -34,11 +34,15 @@ BUILD_JOIN_AT_EXIT_S = 120.0
 
 
 def open_store(settings: Settings) -> Store:
-    """The configured store (SQLite by default)."""
+    """The configured store: SQLite by default, Postgres (or Supabase) with DATABASE_URL."""
     if settings.store_provider == "sqlite":
         from core.store.sqlite import SQLiteStore
 
         return SQLiteStore(settings.db_path)
+    if settings.store_provider == "postgres":
+        from core.store.postgres import PostgresStore
+
+        return PostgresStore(settings.database_url or "")
     raise NotImplementedError(f"store provider {settings.store_provider!r} is not available yet")
 
 
@@ -199,7 +203,7 @@ class Services:
         return session
 
 
-EMBEDDED = {"stt_provider": "pocketsphinx", "llm_provider": "embedded", "tts_provider": "espeak", "store_provider": "sqlite"}
+EMBEDDED = {"stt_provider": "pocketsphinx", "llm_provider": "embedded", "tts_provider": "espeak"}
 
 
 def build_services(settings: Settings, stt: STTEngine | None = None) -> Services:
