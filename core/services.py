@@ -19,6 +19,7 @@ from core.copilot import CallCopilot, IntentModel, SentimentModel
 from core.intent import IntentClassifier
 from core.kb import KBSearch
 from core.kb.lexical import LexicalIndex
+from core.observability import init_error_reporting
 from core.pack import Pack, load_pack
 from core.pii import Redactor
 from core.reply import Conversation
@@ -218,6 +219,7 @@ def build_services(settings: Settings, stt: STTEngine | None = None) -> Services
                 f"{stage.upper()}={getattr(settings, stage)} is not available yet: unset "
                 f"VC_{stage.upper()} to use the embedded {embedded}"
             )
+    init_error_reporting(settings)  # once per process; off without SENTRY_DSN
     store = open_store(settings)
     reaped = store.reap_stale_calls(STALE_CALL_AFTER_S)
     if reaped:
