@@ -10,7 +10,7 @@ PORT   ?= 8501
 help:
 	@echo "make run        install into $(VENV) and start the app on http://127.0.0.1:$(PORT)"
 	@echo "make test       install everything and run the whole test suite"
-	@echo "make eval       speech evaluation on ../shared/data"
+	@echo "make eval       speech, KB, disposition and intent evaluation on ../shared/data"
 	@echo "make lint       ruff"
 
 # torch first, pinned: that exact version resolves to a CPU build here; anything that
@@ -65,6 +65,7 @@ eval: $(VENV)/.runtime
 	$(BIN)/python -m core.eval vad
 	$(BIN)/python -m core.eval kb --docs ../shared/data/kb/doc2dial_docs.jsonl --queries ../shared/data/kb/doc2dial_queries.jsonl
 	$(BIN)/python -m core.eval disposition --calls ../shared/data/calls/hvb_calls.jsonl
+	$(BIN)/python -m core.eval intent --train ../shared/data/intent/banking77_train.csv --split 0.2
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -29,7 +29,12 @@ def render_sentiment(points: Sequence[SentimentPoint]) -> None:
         diff = points[-1].compound - sum(p.compound for p in points[:-1]) / (len(points) - 1)
         trend = "improving" if diff > 0.15 else "worsening" if diff < -0.15 else "steady"
     st.metric("Sentiment", f"{SENTIMENT_ICON.get(last.label, '')} {last.label}", trend, delta_color="off")
-    st.line_chart({"caller sentiment": [p.compound for p in points]}, height=120)
+    if len(points) >= 2:  # a trend needs two turns
+        st.line_chart(
+            {"caller sentiment (−1 to 1)": [round(p.compound, 2) for p in points]},
+            height=120,
+            y_label="",
+        )
 
 
 def render_articles(

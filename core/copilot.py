@@ -134,6 +134,8 @@ class CallCopilot:
             if new:
                 self._state.seen_segment_id = max(s.id for s in segments)
                 self._update(segments, [s for s in new if s.speaker == "caller"])
+            elif self._state.intent is None:
+                self._update_intent(segments)  # the model may have finished loading since
             st = self._state
             return CopilotView(
                 call=call,
@@ -156,12 +158,7 @@ class CallCopilot:
                 st.sentiment.append(
                     SentimentPoint(seg.id, seg.t_start_ms, float(result.compound), str(result.label))
                 )
-        if self._intent is not None:
-            pred = self._intent.predict(" ".join(callers[-2:]))
-            if pred is not None:  # None: the model is still loading
-                st.intent = IntentView(
-                    str(pred.label), float(pred.confidence), bool(getattr(pred, "out_of_scope", False))
-                )
+        self._update_intent(segments)
         hits = self._kb.search(latest, k=KB_TOP_K, history=callers[-HISTORY_TURNS - 1 : -1])
         fresh = tuple(_hit_to_surfaced(h) for h in hits)
         if self._should_switch(st.articles, fresh):
@@ -171,6 +168,17 @@ class CallCopilot:
             if shown:
                 st.logged_articles.update(shown)
                 self._store.add_event(self.call_id, "kb_shown", {"articles": shown})
+
+    def _update_intent(self, segments: Sequence[SegmentRecord]) -> None:
+        """The caller's intent from their last two turns (unchanged while the model loads)."""
+        callers = [s.text for s in segments if s.speaker == "caller"]
+        if self._intent is None or not callers:
+            return
+        pred = self._intent.predict(" ".join(callers[-2:]))
+        if pred is not None:  # None: the model is still loading
+            self._state.intent = IntentView(
+                str(pred.label), float(pred.confidence), bool(getattr(pred, "out_of_scope", False))
+            )
 
     @staticmethod
     def _should_switch(current: Sequence[Surfaced], fresh: Sequence[Surfaced]) -> bool:

@@ -16,8 +16,10 @@ from typing import Any
 from core.agent.voice_agent import AgentConfig, AudioOut, VoiceAgent
 from core.config import Settings
 from core.copilot import CallCopilot, IntentModel, SentimentModel
+from core.disposition import DispositionClassifier, Taxonomy
 from core.intent import IntentClassifier
 from core.kb import KBSearch
+from core.kb.hybrid import HybridSearch
 from core.kb.lexical import LexicalIndex
 from core.observability import init_error_reporting
 from core.pack import Pack, load_pack
@@ -29,9 +31,11 @@ from core.store import Store
 from core.stt import STTEngine
 from core.tts import TTSEngine
 from core.vad import Endpointer, make_endpointer
+from core.wrapup import WrapUp, propose_wrapup, stored_proposal
 
 log = logging.getLogger(__name__)
 BUILD_JOIN_AT_EXIT_S = 120.0
+WRAPUP_MODEL_WAIT_S = 10.0  # past this, a wrap-up is proposed by the lexical method
 
 
 def open_store(settings: Settings) -> Store:
@@ -86,6 +90,11 @@ class BackgroundModel:
         self._thread.join(timeout_s)
         return self.ready
 
+    @property
+    def model(self) -> Any:
+        """The built model, None until it is ready (or if its build failed)."""
+        return self._model
+
     def predict(self, text: str) -> Any:
         return self._model.predict(text) if self._model is not None else None
 
@@ -105,12 +114,15 @@ class Services:
     pack: Pack
     stt: STTEngine
     endpointer_factory: Callable[[], Endpointer]
-    kb: KBSearch
+    kb: HybridSearch  # what the copilot surfaces and the KB search box uses
+    reply_kb: KBSearch  # the spoken agent's retrieval (its answer thresholds are BM25's)
     sessions: dict[str, VoiceSession] = field(default_factory=dict)
     agents: dict[str, VoiceAgent] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _tts: TTSEngine | None = None
     _intent: BackgroundModel | None = None
+    _semantic: BackgroundModel | None = None
+    _disposition: BackgroundModel | None = None
     _sentiment: SentimentModel | None = None
 
     @property
@@ -124,7 +136,59 @@ class Services:
 
     def new_copilot(self, call_id: str) -> CallCopilot:
         """Copilot state for one call (intent and sentiment models when available)."""
+        self.start_semantic_search()
+        self.disposition_model()  # ready by the time the call ends
         return CallCopilot(call_id, self.store, self.kb, self.intent_model(), self.sentiment_model())
+
+    def start_semantic_search(self) -> BackgroundModel:
+        """Load the sentence model off the caller's thread and add meaning to KB search.
+
+        Until it is ready (torch import and encoding take seconds) the copilot's search is
+        lexical-only; nothing waits for it.
+        """
+        with self._lock:
+            if self._semantic is None:
+                self._semantic = BackgroundModel(self._enable_semantic, "semantic-kb")
+            return self._semantic
+
+    def _enable_semantic(self) -> HybridSearch | None:
+        from core import embeddings
+
+        if not embeddings.available():
+            log.info("sentence embeddings not installed: KB search stays lexical-only")
+            return None
+        self.kb.enable_semantic(embeddings.get_embedder())
+        return self.kb
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        """The pack's dispositions and sub-dispositions."""
+        return Taxonomy.from_dispositions(self.pack.dispositions)
+
+    def disposition_model(self) -> BackgroundModel:
+        """Zero-shot disposition model (label texts encoded in the background)."""
+        with self._lock:
+            if self._disposition is None:
+                self._disposition = BackgroundModel(self._build_disposition, "disposition")
+            return self._disposition
+
+    def _build_disposition(self) -> DispositionClassifier:
+        model = DispositionClassifier(self.taxonomy)
+        model.prepare()
+        return model
+
+    def wrap_up(self, call_id: str, wait_s: float = WRAPUP_MODEL_WAIT_S) -> WrapUp:
+        """The call's recorded wrap-up proposal, or a new one (recorded as it is made).
+
+        Waits up to ``wait_s`` for the sentence model; past that, the lexical method
+        answers, so the agent is never left without a proposal.
+        """
+        existing = stored_proposal(self.store, call_id)
+        if existing is not None:
+            return existing
+        background = self.disposition_model()
+        model = background.model if background.wait(wait_s) else None
+        return propose_wrapup(self.store, call_id, model or DispositionClassifier(self.taxonomy, embedder=None))
 
     def intent_model(self) -> IntentModel:
         """Intent detection trained from the pack; predicts None until it is ready."""
@@ -142,7 +206,7 @@ class Services:
             return self._sentiment
 
     def new_responder(self) -> EmbeddedResponder:
-        return EmbeddedResponder(self.pack, self.kb)
+        return EmbeddedResponder(self.pack, self.reply_kb)
 
     def _session(self, source: str, metadata: dict[str, Any] | None) -> VoiceSession:
         return VoiceSession(
@@ -232,5 +296,6 @@ def build_services(settings: Settings, stt: STTEngine | None = None) -> Services
         pack=pack,
         stt=engine,
         endpointer_factory=lambda: make_endpointer(settings),
-        kb=LexicalIndex.from_pack(pack),
+        kb=HybridSearch.from_pack(pack, embedder=None),
+        reply_kb=LexicalIndex.from_pack(pack),
     )

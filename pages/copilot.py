@@ -7,8 +7,10 @@ import streamlit as st
 from components.copilot import render_articles, render_intent, render_sentiment, render_suggestions
 from components.runtime import get_services
 from components.transcript import fmt_clock, render_transcript
+from components.wrapup import render_confirmed, render_wrapup_form
 from core.copilot import CallCopilot, active_calls, record_action
 from core.session import STALE_CALL_AFTER_S
+from core.wrapup import confirm_wrapup, confirmed_disposition
 
 services = get_services()
 store = services.store
@@ -54,6 +56,9 @@ def panel() -> None:
     if view is None:
         st.warning(f"Call {call_id} is no longer in the store.")
         return
+    if view.call.status != "active" and st.session_state.get("wrapup_call") != call_id:
+        st.session_state.wrapup_call = call_id  # the wrap-up form lives outside this fragment
+        st.rerun()
     status = {"active": "🟢 live", "ended": "⚪ ended", "failed": "🔴 failed"}[view.call.status]
     st.markdown(f"**Call `{call_id}`** · {view.call.source} · {status}")
     left, right = st.columns([3, 2])
@@ -81,6 +86,36 @@ def panel() -> None:
 
 
 panel()
+
+
+def wrap_up(call_id: str) -> None:
+    """Proposed disposition, summary and notes for the call that ended; the agent files them."""
+    st.subheader("Wrap-up")
+    st.caption(f"Call `{call_id}`")
+    done = confirmed_disposition(store, call_id)
+    if done is not None:
+        render_confirmed(done, services.taxonomy)
+        return
+    with st.spinner("Proposing a disposition…"):
+        wrap = services.wrap_up(call_id)
+    agent = st.text_input("Your name (filed with the disposition)", key="agent_name") or "agent"
+    filed = render_wrapup_form(wrap, services.taxonomy, key=f"wrap-{call_id}")
+    if filed is not None:
+        confirm_wrapup(
+            store,
+            wrap,
+            filed.disposition,
+            filed.sub_disposition,
+            filed.summary,
+            filed.notes,
+            agent,
+            services.taxonomy,
+        )
+        st.rerun()
+
+
+if st.session_state.get("wrapup_call"):
+    wrap_up(st.session_state.wrapup_call)
 
 with st.expander("Search the knowledge base"):
     query = st.text_input("Search", placeholder="e.g. international transfer fee")

@@ -83,3 +83,15 @@ def shared_data() -> Path:
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _background_builds_finish_before_capture_closes():
+    """Model builds started by a test log when they finish; let them finish while pytest
+    still captures output, instead of writing to a closed stream at exit."""
+    yield
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name.startswith("build-"):
+            thread.join(120)

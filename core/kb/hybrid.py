@@ -320,6 +320,39 @@ class HybridSearch:
         """True when the embedding retriever takes part."""
         return self._embedder is not None
 
+    def enable_semantic(self, embedder: Embedder) -> None:
+        """Add the embedding retriever to a lexical-only index, in place.
+
+        Meant for a background thread: every chunk is encoded outside the lock while
+        searches go on lexical-only, then the vectors are swapped in at once. Articles
+        upserted during the encoding are caught up before the swap.
+        """
+        if self._embedder is not None:
+            return
+        vectors: dict[bytes, npt.NDArray[np.float32]] = {}
+        while True:
+            with self._lock:
+                snapshot = {a: [self._chunks[c] for c in ids] for a, ids in self._by_article.items()}
+            missing = {
+                key: c.context_text
+                for chunks in snapshot.values()
+                for c in chunks
+                if (key := _digest(c)) not in vectors
+            }
+            if missing:
+                encoded = embedder.embed(list(missing.values()))
+                vectors.update(zip(missing, (np.asarray(v, np.float32) for v in encoded), strict=True))
+            with self._lock:
+                current = {a: [self._chunks[c] for c in ids] for a, ids in self._by_article.items()}
+                if any(_digest(c) not in vectors for chunks in current.values() for c in chunks):
+                    continue  # an edit landed while encoding: encode the new text too
+                store = _VectorStore(int(getattr(embedder, "dim", EMBEDDING_DIM)))
+                for article_id, chunks in current.items():
+                    store.put(article_id, [c.chunk_id for c in chunks], [vectors[_digest(c)] for c in chunks])
+                self._vectors = store
+                self._embedder = embedder
+                return
+
     # --- maintenance --------------------------------------------------------------
     def upsert(self, article: Article) -> None:
         """Add ``article``, or replace every chunk of the article with the same id.
@@ -356,6 +389,9 @@ class HybridSearch:
                 self._by_article[article.id] = ids
                 self._chunks.update(zip(ids, chunks, strict=True))
                 if self._embedder is not None:
+                    late = {k: c.context_text for c in chunks if (k := _digest(c)) not in vectors}
+                    if late:  # semantic search was enabled while this batch was prepared
+                        vectors.update(zip(late, self._embedder.embed(list(late.values())), strict=True))
                     self._vectors.put(article.id, ids, [vectors[_digest(c)] for c in chunks])
 
     def remove(self, article_id: str) -> None:

@@ -20,10 +20,10 @@ malformed  yes       the vendor answered with something we cannot parse
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ErrorKind(str, Enum):
+class ErrorKind(StrEnum):
     AUTH = "auth"
     RATE_LIMIT = "rate_limit"
     QUOTA = "quota"

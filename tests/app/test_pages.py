@@ -77,3 +77,40 @@ def test_copilot_attaches_to_the_newest_active_call_by_itself(data_dir):
     assert used
     used[0].click().run()
     assert store.events(new.id, "reply_used")
+
+
+def test_copilot_proposes_a_disposition_when_the_call_ends_and_records_the_agents_choice(data_dir):
+    store = SQLiteStore(data_dir / "voice_copilot.sqlite3")
+    call = store.create_call("talk")
+    lines = [
+        ("caller", "hi i lost my debit card yesterday i think it was stolen"),
+        ("agent", "i am sorry to hear that i have blocked the card so nobody can use it"),
+        ("caller", "thank you can you send me a new one"),
+        ("agent", "yes i have ordered a replacement card it arrives in five to seven business days"),
+    ]
+    for i, (who, text) in enumerate(lines):
+        store.add_segment(call.id, who, text, i * 3000, i * 3000 + 2500)
+    at = run_page("pages/copilot.py")
+    assert not [s for s in at.subheader if s.value == "Wrap-up"]  # live: no wrap-up yet
+    store.end_call(call.id)
+    at.run()
+    assert [s for s in at.subheader if s.value == "Wrap-up"]
+    proposed = store.events(call.id, "disposition_proposed")
+    assert len(proposed) == 1
+    assert (proposed[0].payload["disposition"], proposed[0].payload["sub_disposition"]) == (
+        "resolved",
+        "card_replaced",
+    )
+    assert any("lost my debit card" in s["text"] for s in proposed[0].payload["support"])
+    assert "Proposed: **Resolved / Card blocked and replacement ordered**" in " ".join(m.value for m in at.markdown)
+    # the agent changes the sub-disposition and files it
+    at.text_input(key="agent_name").input("Dana")
+    at.selectbox(key=f"wrap-{call.id}-sub").select("dispute_opened")
+    [b for b in at.button if b.label == "Confirm disposition"][0].click().run()
+    confirmed = store.events(call.id, "disposition_confirmed")
+    assert len(confirmed) == 1
+    filed = confirmed[0].payload
+    assert filed["sub_disposition"] == "dispute_opened" and filed["overridden"] is True
+    assert filed["confirmed_by"] == "Dana" and filed["proposed_sub_disposition"] == "card_replaced"
+    assert any("changed from the proposal" in s.value for s in at.success)
+    assert len(store.events(call.id, "disposition_proposed")) == 1  # not proposed again on rerun

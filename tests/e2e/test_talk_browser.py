@@ -81,6 +81,7 @@ CALL_START_TIMEOUT_S = 10.0       # connected → first caller audio frame opens
 ANSWER_TIMEOUT_S = 25.0           # caller speech end → answer line and answer audio
 SILENCE_AFTER_ANSWER_S = 1.0      # received stream quiet this long → the answer has played
 STOP_TIMEOUT_MS = 30_000
+COPILOT_TIMEOUT_MS = 30_000       # the copilot page polls the store every second
 TEST_BUDGET_S = 110.0             # the whole test stays under 2 minutes
 MAX_CONCEALED_RATIO = 0.20        # share of the answer's samples the jitter buffer invented (a loaded
                                   # 2-core box reaches ~7%; clean audio is ~0-3%)
@@ -267,9 +268,16 @@ class TalkDiagnostics(Diagnostics):
     """The Live test's diagnostics with the receive probe's state; screenshot as talk_failure.png."""
 
     widget: Any = None
+    copilot: Any = None  # the Live copilot page in a second browser context
 
     def text(self) -> str:
         parts: list[str] = []
+        if self.copilot is not None:
+            try:
+                self.copilot.screenshot(path=str(self.artifacts / "talk_copilot_failure.png"), full_page=True)
+                parts.append("--- copilot page text ---\n" + self.copilot.inner_text("body", timeout=3000)[-3000:])
+            except Exception as exc:  # noqa: BLE001 - diagnostics must not raise
+                parts.append(f"(copilot page unavailable: {exc})")
         if self.page is not None:
             try:
                 self.page.screenshot(path=str(self.artifacts / "talk_failure.png"), full_page=True)
@@ -474,11 +482,32 @@ def test_talk_page_agent_answers_out_loud(  # noqa: PLR0915 - one scenario, step
     page_lines = lines()
     rtc = widget.evaluate("() => window.__vcRtc.dump()")
 
+    # 4b. Another browser (its own context: no shared cookies or session) opens the Live
+    #     copilot page: without being told the call id, it follows this Talk call.
+    copilot_ctx = page.context.browser.new_context(viewport={"width": 1280, "height": 1000})
+    copilot = copilot_ctx.new_page()
+    copilot.set_default_timeout(15_000)
+    diag.copilot = copilot
+    copilot.goto(server.url, wait_until="domcontentloaded")
+    with diag.step("the Live copilot page in another browser did not pick up the Talk call"):
+        nav = copilot.get_by_test_id("stSidebarNav")
+        nav.get_by_text("Live copilot", exact=True).wait_for(timeout=PAGE_READY_TIMEOUT_MS)
+        nav.get_by_text("Live copilot", exact=True).click()
+        copilot.get_by_text(f"Call `{call_id}`".replace("`", "")).first.wait_for(timeout=COPILOT_TIMEOUT_MS)
+        copilot.get_by_text(QUESTION, exact=False).first.wait_for(timeout=COPILOT_TIMEOUT_MS)
+        copilot.get_by_text("🟢 live", exact=False).first.wait_for(timeout=COPILOT_TIMEOUT_MS)
+    copilot.screenshot(path=str(artifacts_dir / "talk_06_copilot_live.png"), full_page=True)
+
     # 5. Stop: the call ends and the page says so.
     page.frame_locator(WEBRTC_IFRAME).get_by_role("button", name="Stop").click()
     with diag.step("after Stop the page never showed the call as ended"):
         page.get_by_text("ended.").first.wait_for(timeout=STOP_TIMEOUT_MS)
     page.screenshot(path=str(artifacts_dir / "talk_05_stopped.png"), full_page=True)
+    with diag.step("the copilot page did not propose a disposition when the call ended"):
+        copilot.get_by_text("Wrap-up", exact=True).first.wait_for(timeout=COPILOT_TIMEOUT_MS)
+        copilot.get_by_text("Proposed:", exact=False).first.wait_for(timeout=COPILOT_TIMEOUT_MS)
+    copilot.screenshot(path=str(artifacts_dir / "talk_07_copilot_wrapup.png"), full_page=True)
+    copilot_ctx.close()
     with diag.step("the stored call is not what the page showed"):
         assert _wait(lambda: (_store_state(server.db_path)[0] or None) and
                      _store_state(server.db_path)[0].status != "active", 10.0), "the call is still active"

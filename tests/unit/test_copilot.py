@@ -64,3 +64,23 @@ def test_suggestions_come_from_the_passages():
     assert sugg
     words = {w.lower().strip(".,") for a in arts for w in a.passage.split()}
     assert all(sum(w.lower().strip(".,") in words for w in s.split()) >= len(s.split()) // 2 for s in sugg)
+
+
+class LoadingIntent(FakeIntent):
+    """Predicts None (still loading) until ``ready`` is set."""
+
+    ready = False
+
+    def predict(self, text):
+        return super().predict(text) if self.ready else None
+
+
+def test_intent_appears_once_the_model_has_loaded_without_a_new_utterance(store):
+    call = store.create_call("talk")
+    model = LoadingIntent()
+    cop = CallCopilot(call.id, store, KB, model, FakeSentiment())
+    store.add_segment(call.id, "caller", "my card was charged twice", 0, 2000)
+    assert cop.refresh().intent is None
+    model.ready = True
+    view = cop.refresh()  # nothing new was said
+    assert view.intent is not None and view.intent.label == "duplicate_charge"

@@ -272,3 +272,16 @@ def test_real_embeddings_beat_or_equal_lexical_where_wording_differs():
     assert hybrid_top2 == len(PARAPHRASES)
     hit = hybrid.search("i cannot log into the app anymore", k=1)[0]
     assert hit.article_id == "password" and "meaning #1 (similarity 0." in hit.why
+
+
+def test_semantic_side_can_be_enabled_later_without_losing_edits():
+    index = HybridSearch(KB, embedder=None)
+    assert not index.semantic
+    assert "card-lost" not in top_ids(index, "somebody nicked my wallet", k=1)
+    embedder = ConceptEmbedder()
+    index.enable_semantic(embedder)
+    assert index.semantic and len(embedder.texts) == len(index)
+    assert top_ids(index, "somebody nicked my wallet", k=1) == ["card-lost"]
+    index.upsert(art("login", "Signing in", "Use the app to log in with your fingerprint."))
+    assert top_ids(index, "cannot login", k=1)[0] in {"login", "password"}
+    assert index._vectors.vector("login#0") is not None  # edits after the switch are embedded
