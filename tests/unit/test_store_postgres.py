@@ -41,15 +41,15 @@ def test_supabase_style_url_with_pooler_parameters_works(pg_url):
     store.close()
 
 
-def test_no_server_side_prepared_statements_so_transaction_poolers_work(store, pg_url):
-    if not isinstance(store, PostgresStore):
-        pytest.skip("Postgres only")
+def test_no_server_side_prepared_statements_so_transaction_poolers_work(pg_url):
+    store = PostgresStore(pg_url)
     call = store.create_call("talk")
     for i in range(10):  # psycopg would prepare after 5 runs of one query by default
         store.add_segment(call.id, "caller", f"line {i}", i, i + 1)
         store.segments(call.id)
     prepared = store._query("SELECT COUNT(*) AS n FROM pg_prepared_statements")[0]["n"]
     assert prepared == 0
+    store.close()
 
 
 def test_wrong_password_is_a_clear_error_without_the_password(pg_url):
@@ -65,7 +65,7 @@ def test_unreachable_server_names_host_and_port_not_the_password(pg_url):
     with pytest.raises(StoreError, match=f"cannot connect to Postgres at 127.0.0.1:{port}/calls") as err:
         PostgresStore(url, connect_timeout_s=2)
     assert "s3cret-pw" not in str(err.value)
-    assert describe_target("not a url ===") .startswith("the DATABASE_URL server")
+    assert describe_target("not a url ===").startswith("the DATABASE_URL server")
 
 
 def test_ssl_required_by_the_url_but_not_offered_is_a_connect_error(pg_url):
