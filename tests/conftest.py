@@ -36,8 +36,8 @@ def pg_server():
     try:
         srv = server()
     except PostgresUnavailable as exc:
-        if os.environ.get("VC_PG_REQUIRE") == "1":
-            pytest.fail(f"VC_PG_REQUIRE=1 but no PostgreSQL: {exc}")
+        if os.environ.get("VC_PG_REQUIRE") == "1" or os.environ.get("VC_TEST_DATABASE_URL"):
+            pytest.fail(f"PostgreSQL required (VC_PG_REQUIRE or VC_TEST_DATABASE_URL) but: {exc}")
         pytest.skip(f"no PostgreSQL: {exc}")
     yield srv
     srv.stop()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 START_TIMEOUT_S = 60
+EXTERNAL_CONNECT_TIMEOUT_S = 5
 SUPERUSER = "postgres"
 CLUSTER_OWNER = "postgres"  # system user that owns the cluster when we run as root
 
@@ -149,11 +150,14 @@ def _wait_ready(url: str) -> None:
 def server() -> PgServer:
     """The external server from VC_TEST_DATABASE_URL, else a fresh local one."""
     try:
-        import psycopg  # noqa: F401
+        import psycopg
     except ImportError as exc:
         raise PostgresUnavailable("psycopg is not installed (pip install 'psycopg[binary]')") from exc
     external = os.environ.get("VC_TEST_DATABASE_URL")
     if external:
-        _wait_ready(external)
+        try:
+            psycopg.connect(external, connect_timeout=EXTERNAL_CONNECT_TIMEOUT_S).close()
+        except psycopg.Error as exc:
+            raise PostgresUnavailable(f"VC_TEST_DATABASE_URL cannot be reached: {exc}") from exc
         return PgServer(external)
     return start_local_server()
