@@ -47,13 +47,13 @@ system-deps:
 	fi
 
 test-unit: $(VENV)/.dev system-deps
-	$(BIN)/python -m pytest -q tests/unit tests/app
+	$(BIN)/python -m pytest -q tests/unit tests/app tests/providers
 
 test-e2e: $(VENV)/.dev system-deps
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
 test: $(VENV)/.dev system-deps
-	$(BIN)/python -m pytest -q tests/unit tests/app
+	$(BIN)/python -m pytest -q tests/unit tests/app tests/providers
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
 lint: $(VENV)/.dev

@@ -8,6 +8,7 @@ st.navigation(
         st.Page("pages/live.py", title="Live", icon="🎙️", default=True),
         st.Page("pages/talk.py", title="Talk", icon="💬"),
         st.Page("pages/copilot.py", title="Live copilot", icon="🧭"),
+        st.Page("pages/knowledge.py", title="Knowledge", icon="📚"),
         st.Page("pages/health.py", title="Health", icon="🩺"),
     ]
 ).run()

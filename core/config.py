@@ -124,6 +124,23 @@ class Settings(BaseSettings):
         default=True, description="Redact card/account/phone numbers, emails, national ids"
     )
 
+    # --- cloud speech: Deepgram (STT) and ElevenLabs (TTS) ------------------------
+    deepgram_model: str = Field(default="nova-3", description="Deepgram streaming model")
+    deepgram_language: str = Field(default="en", description="Deepgram language code")
+    deepgram_endpointing_ms: int = Field(
+        default=300, ge=10, le=5000, description="Silence after which Deepgram finalises a segment"
+    )
+    deepgram_base_url: str | None = Field(
+        default=None, description="Deepgram websocket base (wss://...); unset: Deepgram's own"
+    )
+    elevenlabs_voice_id: str = Field(
+        default="21m00Tcm4TlvDq8ikWAM", description="ElevenLabs voice id (default: Rachel)"
+    )
+    elevenlabs_model: str = Field(default="eleven_flash_v2_5", description="ElevenLabs model id")
+    elevenlabs_base_url: str | None = Field(
+        default=None, description="ElevenLabs API base (https://...); unset: ElevenLabs' own"
+    )
+
     # --- voice agent ------------------------------------------------------------
     tts_voice: str = "en-us"
     tts_rate_wpm: int = Field(default=170, ge=80, le=450)

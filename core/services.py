@@ -9,7 +9,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,16 +19,19 @@ from core.copilot import CallCopilot, IntentModel, SentimentModel
 from core.disposition import DispositionClassifier, Taxonomy
 from core.intent import IntentClassifier
 from core.kb import KBSearch
+from core.kb import MirroredIndex
+from core.kb.admin import KnowledgeBase, as_article, seed_from_pack, speech_texts
 from core.kb.hybrid import HybridSearch
 from core.kb.lexical import LexicalIndex
 from core.observability import init_error_reporting
-from core.pack import Pack, load_pack
+from core.pack import Article, Pack, load_pack
 from core.pii import Redactor
 from core.reply import Conversation
 from core.reply.embedded import EmbeddedResponder
 from core.session import STALE_CALL_AFTER_S, VoiceSession
 from core.store import Store
 from core.stt import STTEngine
+from core.stt.refresh import ModelFiles, SpeechModelRefresher, SwappableEngine
 from core.tts import TTSEngine
 from core.vad import Endpointer, make_endpointer
 from core.wrapup import WrapUp, propose_wrapup, stored_proposal
@@ -51,12 +54,16 @@ def open_store(settings: Settings) -> Store:
     raise NotImplementedError(f"store provider {settings.store_provider!r} is not available yet")
 
 
-def build_stt(settings: Settings, pack: Pack) -> STTEngine:
+def build_stt(settings: Settings, pack: Pack, articles: Sequence[Article] | None = None) -> STTEngine:
     if settings.stt_provider == "pocketsphinx":
         from core.stt.pocketsphinx_stt import build_engine
 
-        texts = [f"{a.title}. {a.body}" for a in pack.articles]
+        texts = speech_texts(pack.articles if articles is None else articles)
         return build_engine(settings, texts, list(pack.phrases))
+    if settings.stt_provider == "deepgram":
+        from core.providers.deepgram_stt import build_deepgram_stt
+
+        return build_deepgram_stt(settings, [*pack.phrases, *(a.title for a in pack.articles)])
     raise NotImplementedError(f"STT provider {settings.stt_provider!r} is not available yet")
 
 
@@ -104,6 +111,10 @@ def build_tts(settings: Settings) -> TTSEngine:
         from core.tts.espeak import EspeakTTS
 
         return EspeakTTS(voice=settings.tts_voice, rate_wpm=settings.tts_rate_wpm)
+    if settings.tts_provider == "elevenlabs":
+        from core.providers.elevenlabs_tts import build_elevenlabs_tts
+
+        return build_elevenlabs_tts(settings)
     raise NotImplementedError(f"TTS provider {settings.tts_provider!r} is not available yet")
 
 
@@ -116,6 +127,7 @@ class Services:
     endpointer_factory: Callable[[], Endpointer]
     kb: HybridSearch  # what the copilot surfaces and the KB search box uses
     reply_kb: KBSearch  # the spoken agent's retrieval (its answer thresholds are BM25's)
+    knowledge: KnowledgeBase  # the editable KB behind both (Knowledge page)
     sessions: dict[str, VoiceSession] = field(default_factory=dict)
     agents: dict[str, VoiceAgent] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -206,7 +218,7 @@ class Services:
             return self._sentiment
 
     def new_responder(self) -> EmbeddedResponder:
-        return EmbeddedResponder(self.pack, self.reply_kb)
+        return EmbeddedResponder(self.knowledge.pack_view(self.pack), self.reply_kb)
 
     def _session(self, source: str, metadata: dict[str, Any] | None) -> VoiceSession:
         return VoiceSession(
@@ -289,13 +301,35 @@ def build_services(settings: Settings, stt: STTEngine | None = None) -> Services
     if reaped:
         log.warning("marked calls left active by a stopped process as failed", extra={"calls": reaped})
     pack = load_pack(settings.pack_dir)
-    engine = stt or build_stt(settings, pack)
+    seed_from_pack(store, pack)  # once per article id: later pack changes never undo KB edits
+    articles = tuple(as_article(r) for r in store.list_articles())
+    engine = stt or build_stt(settings, pack, articles)
+    kb = HybridSearch(articles, embedder=None)  # meaning is added in the background
+    reply_kb = LexicalIndex(articles)
+    engine, speech = _refreshing(settings, pack, engine) if stt is None else (engine, None)
     return Services(
         settings=settings,
         store=store,
         pack=pack,
         stt=engine,
         endpointer_factory=lambda: make_endpointer(settings),
-        kb=HybridSearch.from_pack(pack, embedder=None),
-        reply_kb=LexicalIndex.from_pack(pack),
+        kb=kb,
+        reply_kb=reply_kb,
+        knowledge=KnowledgeBase(
+            store, MirroredIndex(kb, reply_kb), KnowledgeBase.intent_names(pack), speech
+        ),
     )
+
+
+def _refreshing(settings: Settings, pack: Pack, engine: STTEngine) -> tuple[STTEngine, SpeechModelRefresher | None]:
+    """The engine made swappable, and what rebuilds its KB language model after edits."""
+    if settings.stt_provider != "pocketsphinx" or settings.stt_language_model != "domain":
+        return engine, None
+    from core.stt.pocketsphinx_stt import build_engine
+
+    swappable = SwappableEngine(engine)
+    files = ModelFiles(settings.cache_dir / "lm")
+    refresher = SpeechModelRefresher(
+        lambda texts: build_engine(settings, texts, list(pack.phrases)), swappable.swap, discard=files.discard
+    )
+    return swappable, refresher

@@ -202,8 +202,10 @@ def bench(
     Passage vectors are random (the cost of a search does not depend on their values);
     query turns are encoded by the real model. Two passes over the same queries:
 
-    * ``live``: the turn cache starts empty, so each search encodes the turns it has not
-      seen, as in a call where only the newest turn is new;
+    * ``cold``: the turn cache starts empty and each search encodes every turn of its
+      dialogue (a copilot attaching to a call half-way through);
+    * ``live``: as in a call, the earlier turns were encoded when they were said, so each
+      search encodes only the newest turn;
     * ``index``: every turn cached: the FTS5 + matrix + fusion work alone.
 
     Args:
@@ -240,6 +242,15 @@ def bench(
         t0 = time.perf_counter()
         index.search(text, k=5, history=history)
         cold.append((time.perf_counter() - t0) * 1000)
+    live = []
+    if embedder is not None:
+        index.clear_query_cache()
+        for text, history in timed:
+            # In a call each earlier turn was the newest once, and was encoded then.
+            index.query_vector([(h, 1.0) for h in history])
+            t0 = time.perf_counter()
+            index.search(text, k=5, history=history)
+            live.append((time.perf_counter() - t0) * 1000)
     warm = []
     for text, history in timed:
         t0 = time.perf_counter()
@@ -253,7 +264,12 @@ def bench(
         "bench_index_p95_ms": percentile(warm, 95),
     }
     if semantic:
-        out.update(bench_live_p50_ms=percentile(cold, 50), bench_live_p95_ms=percentile(cold, 95))
+        out.update(
+            bench_live_p50_ms=percentile(live, 50),
+            bench_live_p95_ms=percentile(live, 95),
+            bench_cold_p50_ms=percentile(cold, 50),
+            bench_cold_p95_ms=percentile(cold, 95),
+        )
     return out
 
 
@@ -325,8 +341,9 @@ def run(args: argparse.Namespace) -> int:
         )
         if index.semantic:
             line += (
-                f"; live (encoding turns not seen before): p50 {figures['bench_live_p50_ms']:.1f} ms, "
-                f"p95 {figures['bench_live_p95_ms']:.1f} ms"
+                f"; live (newest turn encoded, as in a call): p50 {figures['bench_live_p50_ms']:.1f} ms, "
+                f"p95 {figures['bench_live_p95_ms']:.1f} ms; cold (every turn encoded): "
+                f"p50 {figures['bench_cold_p50_ms']:.1f} ms, p95 {figures['bench_cold_p95_ms']:.1f} ms"
             )
         print(line)
     if args.json:

@@ -92,4 +92,27 @@ class KBSearch(Protocol):
         ...
 
 
-__all__ = ["Chunk", "KBSearch", "SearchHit"]
+class MirroredIndex:
+    """One KB behind several indexes: searches ``primary``; edits go to every index.
+
+    The copilot's hybrid index and the spoken agent's lexical one rank differently but
+    must hold the same articles.
+    """
+
+    def __init__(self, primary: KBSearch, *mirrors: KBSearch) -> None:
+        self.primary = primary
+        self.indexes = (primary, *mirrors)
+
+    def search(self, query: str, k: int = 3, history: Sequence[str] = ()) -> list[SearchHit]:
+        return self.primary.search(query, k=k, history=history)
+
+    def upsert(self, article: Article) -> None:
+        for index in self.indexes:
+            index.upsert(article)
+
+    def remove(self, article_id: str) -> None:
+        for index in self.indexes:
+            index.remove(article_id)
+
+
+__all__ = ["Chunk", "KBSearch", "MirroredIndex", "SearchHit"]

@@ -463,6 +463,11 @@ class HybridSearch:
         norm = float(np.linalg.norm(total))
         return total / norm if norm > 0 else None
 
+    def clear_query_cache(self) -> None:
+        """Forget every cached turn vector (benchmarks; a KB never needs it)."""
+        with self._cache_lock:
+            self._query_cache.clear()
+
     def _lexical(self, weights: dict[str, float]) -> _Ranked:
         hits = self._fts.search(weights, limit=self.candidates)
         chunks = [h.chunk.chunk_id for h in hits]

@@ -1,4 +1,4 @@
-"""Persistence interface: calls, segments, events and per-utterance timings.
+"""Persistence interface: calls, segments, events, per-utterance timings and KB articles.
 
 Callers depend on :class:`Store` only; SQLite is the embedded implementation and a
 Postgres one can replace it without callers changing.
@@ -6,6 +6,7 @@ Postgres one can replace it without callers changing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -85,6 +86,35 @@ class TurnRecord:
     created_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class ArticleRecord:
+    """A knowledge-base article as stored (the editable copy; the pack only seeds it).
+
+    Attributes:
+        id: stable identifier (a slug); the key for updates and deletes.
+        title: unique among live articles, ignoring case.
+        body: Markdown; ``##`` headings split it into passages for search.
+        tags: free-form labels.
+        intents: ids of the pack's intents the article answers.
+        category: optional grouping (the pack's ``category``).
+        source: where it came from (``pack:<file>``, ``editor``, ``import:<file>``).
+        created_at, updated_at: Unix seconds, set by the store.
+        deleted_at: Unix seconds for a deleted article (kept as a tombstone so the pack
+            does not bring it back), ``None`` for a live one.
+    """
+
+    id: str
+    title: str
+    body: str
+    tags: tuple[str, ...] = ()
+    intents: tuple[str, ...] = ()
+    category: str = ""
+    source: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    deleted_at: float | None = None
+
+
 class Store(Protocol):
     def create_call(
         self, source: str, metadata: dict[str, Any] | None = None, call_id: str | None = None
@@ -110,5 +140,25 @@ class Store(Protocol):
     def timings(self, call_id: str | None = None, limit: int = 1000) -> list[UtteranceTiming]: ...
     def add_turn(self, turn: TurnRecord) -> None: ...
     def turns(self, call_id: str | None = None, limit: int = 1000) -> list[TurnRecord]: ...
+    def list_articles(self, include_deleted: bool = False) -> list[ArticleRecord]:
+        """Articles ordered by title (case-insensitive); tombstones only when asked."""
+        ...
+    def get_article(self, article_id: str) -> ArticleRecord | None:
+        """A live article, or None (unknown or deleted)."""
+        ...
+    def save_articles(self, articles: Sequence[ArticleRecord]) -> list[ArticleRecord]:
+        """Insert or replace articles by id, all in one transaction (all or nothing).
+
+        ``created_at`` of an existing id is kept, ``updated_at`` is now, and saving a
+        deleted id brings it back. Two live articles whose titles differ only in case
+        make the whole batch fail.
+
+        Raises:
+            StoreError: nothing was saved; the message says why.
+        """
+        ...
+    def delete_article(self, article_id: str) -> bool:
+        """Mark an article deleted (a tombstone); False if it was not live."""
+        ...
     def health(self) -> dict[str, Any]: ...
     def close(self) -> None: ...

@@ -32,6 +32,7 @@ from core.store import (
     TurnRecord,
     UtteranceTiming,
 )
+from core.store.postgres_articles import PostgresArticleTable
 from core.store.postgres_schema import MIGRATIONS
 
 CONNECT_TIMEOUT_S = 10
@@ -104,7 +105,7 @@ def _first_line(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
-class PostgresStore:
+class PostgresStore(PostgresArticleTable):
     """Store backed by a Postgres database (local, managed, or Supabase)."""
 
     backend = "postgres"

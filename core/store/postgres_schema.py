@@ -71,4 +71,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX turns_call ON turns(call_id, turn_index);
     """,
+    """
+    CREATE TABLE articles (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        tags JSONB NOT NULL DEFAULT '[]',
+        intents JSONB NOT NULL DEFAULT '[]',
+        category TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL DEFAULT '',
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        deleted_at DOUBLE PRECISION
+    );
+    CREATE UNIQUE INDEX articles_live_title ON articles(lower(title)) WHERE deleted_at IS NULL;
+    """,
 )

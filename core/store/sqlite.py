@@ -26,6 +26,7 @@ from core.store import (
     TurnRecord,
     UtteranceTiming,
 )
+from core.store.sqlite_articles import ArticleTable
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -96,6 +97,21 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX turns_call ON turns(call_id, turn_index);
     """,
+    """
+    CREATE TABLE articles (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        intents TEXT NOT NULL DEFAULT '[]',
+        category TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        deleted_at REAL
+    );
+    CREATE UNIQUE INDEX articles_live_title ON articles(lower(title)) WHERE deleted_at IS NULL;
+    """,
 )
 
 
@@ -118,7 +134,7 @@ def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
     return StoreError(f"database error on {path}: {exc}")
 
 
-class SQLiteStore:
+class SQLiteStore(ArticleTable):
     """Store backed by one SQLite file in WAL mode."""
 
     def __init__(self, path: Path | str):

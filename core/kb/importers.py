@@ -1,0 +1,350 @@
+"""Importing articles: Markdown files (or a .zip of them), CSV and JSON, previewed first.
+
+:func:`preview_import` reads the files and returns an :class:`ImportPreview`: every article
+it found with its problems (per row), plus problems with whole files. Nothing is saved
+until :func:`commit_import`, which saves all rows in one transaction or none.
+
+Formats:
+
+* ``.md`` / ``.markdown``: optional YAML front matter (``title``, ``tags``, ``intents``,
+  ``category``, ``id``); without a ``title`` there, the first line must be ``# Title``.
+  The rest is the body. Several files (a folder) or a ``.zip`` of them at once.
+* ``.csv``: a header row with ``title`` and ``body``, optionally ``id``, ``tags``,
+  ``intents``, ``category`` (labels separated by ``,`` ``;`` or ``|``).
+* ``.json``: a list of objects with the same fields (or ``{"articles": [...]}``).
+
+Files must be UTF-8. The whole import is at most ``MAX_IMPORT_BYTES``, checked from the
+file sizes before anything is read (and again for a .zip's unpacked size).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import yaml
+
+from core.kb.admin import TITLE_REQUIRED, ArticleDraft, KBValidationError, KnowledgeBase, split_labels
+from core.store import ArticleRecord
+
+MAX_IMPORT_BYTES = 10 * 1024 * 1024  # 10 MiB for one import, all files together
+MAX_IMPORT_ARTICLES = 5000
+BYTES_PER_MB = 1024 * 1024
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+IMPORT_SUFFIXES = (*MARKDOWN_SUFFIXES, ".csv", ".json", ".zip")
+REQUIRED_FIELDS = ("title", "body")
+OPTIONAL_FIELDS = ("id", "tags", "intents", "category")
+MARKDOWN_NO_TITLE = "no title: start the file with a '# Title' line or front matter with 'title:'"
+_FIELDS_HELP = f"{', '.join(REQUIRED_FIELDS)} (optional: {', '.join(OPTIONAL_FIELDS)})"
+
+Upload = tuple[str, IO[bytes]]  # (file name, binary stream)
+
+
+class ImportFileError(ValueError):
+    """A whole file cannot be imported; the message names it."""
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """One article found in the files.
+
+    Attributes:
+        where: file and position, e.g. ``"faq.csv line 3"``.
+        draft: the article as read.
+        record: what it would be saved as (id assigned, labels normalised).
+        errors: why it cannot be imported; empty when it can.
+    """
+
+    where: str
+    draft: ArticleDraft
+    record: ArticleRecord
+    errors: tuple[str, ...] = ()
+    action: str = "add"  # or "update" (the row's id is an existing article)
+
+
+@dataclass(frozen=True)
+class ImportPreview:
+    """What an import would do.
+
+    Attributes:
+        rows: every article found, in file order.
+        errors: problems with whole files (too big, not UTF-8, wrong columns...).
+    """
+
+    rows: tuple[ImportRow, ...] = ()
+    errors: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def problems(self) -> int:
+        """File errors plus rows with errors."""
+        return len(self.errors) + sum(1 for r in self.rows if r.errors)
+
+    @property
+    def ok(self) -> bool:
+        """True when there is something to import and no problem anywhere."""
+        return bool(self.rows) and self.problems == 0
+
+
+def _mb(n: int) -> str:
+    return f"{n / BYTES_PER_MB:.1f} MB"
+
+
+def stream_size(stream: IO[bytes]) -> int:
+    """Bytes from the current position to the end, without reading them."""
+    size = getattr(stream, "size", None)
+    if isinstance(size, int):
+        return size
+    pos = stream.tell()
+    end = stream.seek(0, io.SEEK_END)
+    stream.seek(pos)
+    return end - pos
+
+
+def decode(data: bytes, name: str) -> str:
+    """UTF-8 text (a byte-order mark is dropped).
+
+    Raises:
+        ImportFileError: not UTF-8; the message gives the line of the first bad byte.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ImportFileError(
+            f"{name} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+            f"save it as UTF-8 and import it again"
+        ) from exc
+
+
+def _draft(values: dict[str, Any], source: str) -> tuple[ArticleDraft, list[str]]:
+    errors = []
+    for key in ("title", "body", "id", "category"):
+        if values.get(key) is not None and not isinstance(values[key], str | int | float):
+            errors.append(f"{key!r} must be text")
+    for key in ("tags", "intents"):
+        if values.get(key) is not None and not isinstance(values[key], str | list):
+            errors.append(f"{key!r} must be text or a list")
+
+    def text(key: str) -> str:
+        v = values.get(key)
+        return str(v).strip() if isinstance(v, str | int | float) else ""
+
+    def labels(key: str) -> tuple[str, ...]:
+        v = values.get(key)
+        return split_labels(v) if isinstance(v, str | list) else ()
+
+    draft = ArticleDraft(
+        title=text("title"),
+        body=text("body"),
+        tags=labels("tags"),
+        intents=labels("intents"),
+        category=text("category"),
+        id=text("id"),
+        source=source,
+    )
+    return draft, errors
+
+
+def parse_markdown(text: str, name: str) -> tuple[ArticleDraft, list[str]]:
+    """One article from a Markdown file (front matter and/or a ``# Title`` first line)."""
+    meta: Any = {}
+    body = text
+    if text.startswith("---"):
+        parts = text.split("---", 2)
+        if len(parts) < 3:
+            return _draft({}, f"import:{name}")[0], ["front matter is not closed by a '---' line"]
+        try:
+            meta = yaml.safe_load(parts[1]) or {}
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0]
+            return _draft({}, f"import:{name}")[0], [f"front matter is not valid YAML ({first})"]
+        if not isinstance(meta, dict):
+            return _draft({}, f"import:{name}")[0], ["front matter must be 'key: value' lines"]
+        body = parts[2]
+    lines = body.strip().splitlines()
+    values = {k: meta.get(k) for k in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS)}
+    if not values["title"] and lines and lines[0].startswith("# "):
+        values["title"], lines = lines[0][2:], lines[1:]
+    values["body"] = "\n".join(lines)
+    return _draft(values, f"import:{name}")
+
+
+def parse_csv(text: str, name: str) -> list[tuple[str, ArticleDraft, list[str]]]:
+    """Articles from CSV text with a header row.
+
+    Raises:
+        ImportFileError: no header, wrong columns, or broken CSV.
+    """
+    first = text.split("\n", 1)[0]
+    try:
+        dialect: Any = csv.Sniffer().sniff(first, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    try:
+        header = next(reader, None)
+        if not header:
+            raise ImportFileError(f"{name} is empty: expected a header row with {_FIELDS_HELP}")
+        columns = [h.strip().lower() for h in header]
+        missing = [c for c in REQUIRED_FIELDS if c not in columns]
+        unknown = [h for h, c in zip(header, columns, strict=True) if c not in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS)]
+        if missing or unknown or len(set(columns)) != len(columns):
+            raise ImportFileError(
+                f"{name} has the wrong columns: expected {_FIELDS_HELP}; found {', '.join(header)}"
+            )
+        out = []
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            where = f"{name} line {reader.line_num}"
+            draft, errors = _draft(dict(zip(columns, row, strict=False)), f"import:{name}")
+            if len(row) != len(columns):
+                errors.append(f"has {len(row)} cells; the header has {len(columns)}")
+            out.append((where, draft, errors))
+        return out
+    except csv.Error as exc:
+        raise ImportFileError(f"{name} line {reader.line_num} is not valid CSV: {exc}") from exc
+
+
+def parse_json(text: str, name: str) -> list[tuple[str, ArticleDraft, list[str]]]:
+    """Articles from a JSON list of objects (or ``{"articles": [...]}``).
+
+    Raises:
+        ImportFileError: not JSON, or not a list.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImportFileError(f"{name} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
+    if isinstance(data, dict) and isinstance(data.get("articles"), list):
+        data = data["articles"]
+    if not isinstance(data, list):
+        raise ImportFileError(f'{name} must hold a list of articles (or {{"articles": [...]}}) with {_FIELDS_HELP}')
+    out = []
+    for n, item in enumerate(data, start=1):
+        where = f"{name} item {n}"
+        if not isinstance(item, dict):
+            out.append((where, _draft({}, f"import:{name}")[0], [f"is a {type(item).__name__}, not an object"]))
+            continue
+        draft, errors = _draft(item, f"import:{name}")
+        unknown = [k for k in item if k not in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS)]
+        if unknown:
+            errors.append(f"unknown field {', '.join(map(repr, unknown))}; expected {_FIELDS_HELP}")
+        out.append((where, draft, errors))
+    return out
+
+
+def _read_zip(data: bytes, name: str) -> list[tuple[str, ArticleDraft, list[str]]]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise ImportFileError(f"{name} is not a valid .zip file") from exc
+    with archive:
+        members = [
+            i for i in archive.infolist()
+            if not i.is_dir() and i.filename.lower().endswith(MARKDOWN_SUFFIXES) and "__MACOSX" not in i.filename
+        ]
+        unpacked = sum(i.file_size for i in members)
+        if unpacked > MAX_IMPORT_BYTES:
+            raise ImportFileError(f"{name} unpacks to {_mb(unpacked)}; the limit is {_mb(MAX_IMPORT_BYTES)}")
+        if not members:
+            raise ImportFileError(f"{name} holds no Markdown (.md) files")
+        out = []
+        for info in sorted(members, key=lambda i: i.filename):
+            member = f"{name}/{info.filename}"
+            draft, errors = parse_markdown(decode(archive.read(info), member), member)
+            out.append((member, draft, errors))
+        return out
+
+
+def _parse_file(name: str, data: bytes) -> list[tuple[str, ArticleDraft, list[str]]]:
+    lower = name.lower()
+    if lower.endswith(".zip"):
+        return _read_zip(data, name)
+    text = decode(data, name)
+    if lower.endswith(".csv"):
+        return parse_csv(text, name)
+    if lower.endswith(".json"):
+        return parse_json(text, name)
+    if lower.endswith(MARKDOWN_SUFFIXES):
+        draft, errors = parse_markdown(text, name)
+        return [(name, draft, errors)]
+    raise ImportFileError(f"{name}: unsupported file type; import {', '.join(IMPORT_SUFFIXES)} files")
+
+
+def _explain(error: str, where: str) -> str:
+    """A row error in the words of the row's format."""
+    markdown = where.lower().endswith(MARKDOWN_SUFFIXES)
+    return MARKDOWN_NO_TITLE if markdown and error == TITLE_REQUIRED else error
+
+
+def preview_import(kb: KnowledgeBase, files: Sequence[Upload]) -> ImportPreview:
+    """Read ``files`` and check every article against the KB and each other; saves nothing."""
+    if not files:
+        return ImportPreview()
+    sizes = [stream_size(stream) for _, stream in files]
+    total = sum(sizes)
+    if total > MAX_IMPORT_BYTES:
+        what = files[0][0] if len(files) == 1 else f"the {len(files)} files"
+        return ImportPreview(errors=(
+            f"{what} {'is' if len(files) == 1 else 'are'} {_mb(total)}; an import can be at most "
+            f"{_mb(MAX_IMPORT_BYTES)}: split it into smaller files",
+        ))
+    found: list[tuple[str, ArticleDraft, list[str]]] = []
+    file_errors: list[str] = []
+    for name, stream in files:
+        data = stream.read(MAX_IMPORT_BYTES + 1)
+        try:
+            if len(data) > MAX_IMPORT_BYTES:  # the stream's size was wrong
+                raise ImportFileError(f"{name} is larger than {_mb(MAX_IMPORT_BYTES)}")
+            found.extend(_parse_file(name, data))
+        except ImportFileError as exc:
+            file_errors.append(str(exc))
+    if len(found) > MAX_IMPORT_ARTICLES:
+        file_errors.append(f"{len(found)} articles in one import; the limit is {MAX_IMPORT_ARTICLES}")
+    if not found and not file_errors:
+        file_errors.append("no articles found in the files")
+    planned = kb.plan([draft for _, draft, _ in found], source="import")
+    live = {r.id for r in kb.articles()}
+    rows = tuple(
+        ImportRow(
+            where, draft, record, tuple([*parse_errors, *(_explain(e, where) for e in check_errors)]),
+            "update" if record.id in live else "add",
+        )
+        for (where, draft, parse_errors), (record, check_errors) in zip(found, planned, strict=True)
+    )
+    return ImportPreview(rows, tuple(file_errors))
+
+
+def commit_import(kb: KnowledgeBase, preview: ImportPreview) -> list[ArticleRecord]:
+    """Save every row of a clean preview in one transaction (re-checked against the KB now).
+
+    Raises:
+        core.kb.admin.KBValidationError: the preview has problems, or the KB changed since
+            and now conflicts; nothing was saved.
+    """
+    if not preview.ok:
+        raise KBValidationError([*preview.errors, *(f"{r.where}: {e}" for r in preview.rows for e in r.errors)]
+                                or ["nothing to import"])
+    return kb.save_many([r.draft for r in preview.rows], source="import")
+
+
+__all__ = [
+    "IMPORT_SUFFIXES",
+    "MAX_IMPORT_ARTICLES",
+    "MAX_IMPORT_BYTES",
+    "ImportFileError",
+    "ImportPreview",
+    "ImportRow",
+    "commit_import",
+    "decode",
+    "parse_csv",
+    "parse_json",
+    "parse_markdown",
+    "preview_import",
+]

@@ -1,0 +1,86 @@
+"""The voice agent on Deepgram + ElevenLabs adapters, both against local protocol servers."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from core.agent.voice_agent import AgentConfig, VoiceAgent
+from core.providers.deepgram_stt import DeepgramSTT
+from core.providers.elevenlabs_tts import ElevenLabsTTS
+from core.session import VoiceSession
+from core.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
+from tests.conftest import silence, tone
+from tests.fakes import FakeAudioOut, FakeConversation, FakeResponder
+from tests.providers.deepgram_server import DeepgramServer
+from tests.providers.elevenlabs_server import ElevenLabsServer
+
+CFG = EndpointConfig(speech_start_ms=60, end_of_utterance_silence_ms=300, min_speech_ms=150, pre_roll_ms=150)
+FRAME = 320
+# 1,001 bytes (31 ms of audio) every 30 ms: ElevenLabs streaming at about real time
+REAL_TIME_CHUNK_INTERVAL_S = 0.03
+
+
+def play(session: VoiceSession, audio: np.ndarray) -> None:
+    for i in range(0, audio.size, FRAME):
+        session.push_pcm(audio[i : i + FRAME])
+        time.sleep(FRAME / 16000)
+    session.wait_idle(10)
+
+
+def wait_for(cond, timeout_s: float = 10.0) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_reply_is_spoken_and_barge_in_stops_elevenlabs(store, capsys):
+    long_reply = " ".join(["This is a long answer that keeps going."] * 6)
+    responder = FakeResponder(replies=[long_reply, ""])
+    transcripts = ["my card is lost", "wait stop please"]
+    with (
+        DeepgramServer("dg", transcript=transcripts, words_per_second=10) as dg,
+        ElevenLabsServer("xi", chunk_interval_s=REAL_TIME_CHUNK_INTERVAL_S) as xi,
+    ):
+        session = VoiceSession(
+            store,
+            DeepgramSTT("dg", base_url=dg.url),
+            lambda: Endpointer(CFG, EnergyFrameClassifier(-35)),
+            partial_interval_ms=60,
+        )
+        out = FakeAudioOut()
+        agent = VoiceAgent(
+            session,
+            responder,
+            ElevenLabsTTS("xi", base_url=xi.url),
+            out,
+            store,
+            FakeConversation,
+            AgentConfig(greet=False, output_rate_hz=16000),
+        )
+        session.start()
+        agent.start()
+        play(session, np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6)]))
+        assert wait_for(lambda: agent.speaking and out.pushed_samples > 0, 5)
+        play(session, np.concatenate([tone(500, 0.8), silence(0.6)]))  # the caller talks over it
+        assert wait_for(lambda: any(e[0] == "clear" for e in out.log), 5)
+        assert xi.wait_finished(1, timeout_s=3.0)
+        time.sleep(0.3)
+        session.stop()
+    first = xi.requests[0]
+    assert first.body["text"] == "This is a long answer that keeps going."
+    assert first.client_left and first.bytes_sent < first.total_bytes  # the stream was cut
+    assert len(xi.requests) == 1  # no later sentence was requested
+    turn = store.turns(session.call_id)[0]
+    assert turn.interrupted
+    segs = store.segments(session.call_id)
+    assert [s.text for s in segs if s.speaker == "caller"] == transcripts
+    with capsys.disabled():
+        print(
+            f"\nDeepgram + ElevenLabs adapters over loopback: voice-to-voice {turn.voice_to_voice_ms:.0f} ms "
+            f"(300 ms of it end-of-utterance silence), TTS first audio {turn.tts_first_audio_ms:.0f} ms"
+        )
