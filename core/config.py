@@ -32,6 +32,21 @@ REQUIRED_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
+# List prices (USD) at the time of writing for the default models of each provider:
+# Deepgram Nova-3 streaming, OpenAI Whisper and GPT-4o mini, Gemini 2.0 Flash,
+# ElevenLabs Flash/Turbo. Embedded providers cost nothing. Override with VC_PRICES (JSON).
+DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "pocketsphinx": {"stt_per_min": 0.0},
+    "embedded": {"llm_input_per_1m_tokens": 0.0, "llm_output_per_1m_tokens": 0.0},
+    "espeak": {"tts_per_1k_chars": 0.0},
+    "deepgram": {"stt_per_min": 0.0077},
+    "whisper": {"stt_per_min": 0.006},
+    "openai": {"llm_input_per_1m_tokens": 0.15, "llm_output_per_1m_tokens": 0.60},
+    "gemini": {"llm_input_per_1m_tokens": 0.10, "llm_output_per_1m_tokens": 0.40},
+    "elevenlabs": {"tts_per_1k_chars": 0.05},
+}
+
+
 class ConfigError(ValueError):
     """The configuration cannot run the product; the message says what to set."""
 
@@ -149,6 +164,21 @@ class Settings(BaseSettings):
     )
     max_conversation_turns: int = Field(default=40, ge=1)
     max_conversation_s: float = Field(default=900.0, ge=10)
+
+    # --- recording, metrics ----------------------------------------------------
+    record_calls: bool = Field(
+        default=False, description="Save caller audio per call (DATA_DIR/recordings); callers are told"
+    )
+    latency_target_ms: float = Field(default=800.0, ge=50.0, description="Voice-to-voice target line")
+    dead_air_s: float = Field(default=3.0, ge=0.5, description="Silences this long count as dead air")
+    prices: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PRICES.items()},
+        description="Provider → unit prices in USD (stt_per_min, tts_per_1k_chars, llm_*_per_1m_tokens)",
+    )
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
 
     # --- session / UI -----------------------------------------------------------
     max_frame_queue_s: float = Field(

@@ -26,6 +26,7 @@ from core.kb.lexical import LexicalIndex
 from core.observability import init_error_reporting
 from core.pack import Article, Pack, load_pack
 from core.pii import Redactor
+from core.recording import recorder_factory
 from core.reply import Conversation
 from core.reply.embedded import EmbeddedResponder
 from core.session import STALE_CALL_AFTER_S, VoiceSession
@@ -229,6 +230,7 @@ class Services:
             metadata=metadata,
             partial_interval_ms=self.settings.partial_interval_ms,
             redact=Redactor(self.settings.pii_redaction),
+            recorder=recorder_factory(self.settings.recordings_dir) if self.settings.record_calls else None,
         )
 
     def _register(self, session: VoiceSession, agent: VoiceAgent | None = None) -> None:

@@ -127,6 +127,7 @@ class VoiceSession:
         partial_interval_ms: int = 200,
         no_audio_timeout_s: float = NO_AUDIO_TIMEOUT_S,
         redact: Callable[..., str] | None = None,
+        recorder: Callable[[str], Any] | None = None,
     ):
         self._store = store
         self._stt = stt
@@ -137,6 +138,9 @@ class VoiceSession:
         self._no_audio_timeout_s = no_audio_timeout_s
         # PII is removed before a line is stored, shown or handed to a responder.
         self._redact: Callable[..., str] = redact or (lambda text, partial=False: text)
+        # call id → object with write(pcm16k) / close() (core.recording), when recording is on
+        self._recorder_factory = recorder
+        self._recorder: Any = None
         self._lock = threading.Lock()
         self._m = _Mutable()
         self._listeners: list[Callable[[SessionEvent], None]] = []
@@ -168,6 +172,8 @@ class VoiceSession:
             raise RuntimeError("session already started")
         call = self._store.create_call(self._source, self._metadata)
         self.call_id = call.id
+        if self._recorder_factory is not None:
+            self._recorder = self._recorder_factory(call.id)
         self._thread = threading.Thread(
             target=self._thread_main, name=f"voice-session-{call.id}", daemon=True
         )
@@ -287,6 +293,8 @@ class VoiceSession:
             if pending:
                 loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._flush_outbox()
+            if self._recorder is not None:
+                self._recorder.close()
             try:
                 self._store.end_call(self.call_id or "", status=status, error=error)
             except StoreError as exc:
@@ -429,6 +437,8 @@ class VoiceSession:
         with self._lock:
             self._m.frames_received += 1
             self._m.level_dbfs = dbfs(pcm)
+        if self._recorder is not None:
+            self._recorder.write(pcm)
         handle(endpointer.process(pcm))
         arrivals.append((endpointer.stream_ms, arrived))
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from components.calls import render_recording_notice
 from components.rtc import enable_loopback_ice, render_mic_capture
 from components.runtime import get_services
 from components.transcript import fmt_offset, render_call_list, render_transcript
@@ -14,6 +15,7 @@ if services.settings.ice_loopback:
     enable_loopback_ice()
 
 st.title("Live transcript")
+render_recording_notice(services.settings.record_calls)
 st.caption(
     "Press **Start**, allow the microphone and speak. Partial text shows while you talk; "
     "each finished sentence is saved with its time. **Stop** ends the call."

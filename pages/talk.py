@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from components.calls import render_recording_notice
 from components.rtc import AudioOutHolder, enable_loopback_ice, render_mic_capture
 from components.runtime import get_services
 from components.transcript import render_transcript
@@ -16,6 +17,7 @@ if services.settings.ice_loopback:
 
 persona = services.pack.persona
 st.title(f"Talk to {persona.name}")
+render_recording_notice(services.settings.record_calls)
 st.caption(
     f"Press **Start** and talk to {persona.name}, the {services.pack.name} voice agent. "
     "Ask about cards, payments, transfers, fees or branches. Talk over the agent to "

@@ -32,6 +32,25 @@ class CallRecord:
 
 
 @dataclass(frozen=True)
+class CallQuery:
+    """Which calls to return from :meth:`Store.search_calls` (every field optional).
+
+    Attributes:
+        since: calls started at or after this Unix time (s).
+        until: calls started before this Unix time (s).
+        sources: only these sources (``talk``, ``browser``, ``demo`` ...).
+        text: case-insensitive substring of any transcript line.
+        limit: at most this many calls, newest first.
+    """
+
+    since: float | None = None
+    until: float | None = None
+    sources: tuple[str, ...] = ()
+    text: str = ""
+    limit: int = 5000
+
+
+@dataclass(frozen=True)
 class SegmentRecord:
     id: int
     call_id: str
@@ -159,6 +178,18 @@ class Store(Protocol):
         ...
     def delete_article(self, article_id: str) -> bool:
         """Mark an article deleted (a tombstone); False if it was not live."""
+        ...
+    # --- across calls (metrics, call search); ``call_ids`` may be long -------------
+    def search_calls(self, query: CallQuery) -> list[CallRecord]: ...
+    def segments_for_calls(self, call_ids: Sequence[str]) -> list[SegmentRecord]: ...
+    def events_for_calls(
+        self, call_ids: Sequence[str], types: Sequence[str] = ()
+    ) -> list[EventRecord]: ...
+    def turns_for_calls(self, call_ids: Sequence[str]) -> list[TurnRecord]: ...
+    def timings_for_calls(self, call_ids: Sequence[str]) -> list[UtteranceTiming]: ...
+    def shift_call(self, call_id: str, seconds: float) -> None:
+        """Move every timestamp of a call by ``seconds`` (demo calls are recorded now
+        and placed in the past; times within the call are unchanged)."""
         ...
     def health(self) -> dict[str, Any]: ...
     def close(self) -> None: ...

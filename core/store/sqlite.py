@@ -11,12 +11,13 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from core.store import (
+    CallQuery,
     CallRecord,
     CallStatus,
     EventRecord,
@@ -29,6 +30,8 @@ from core.store import (
 from core.store.sqlite_articles import ArticleTable
 
 BUSY_TIMEOUT_MS = 5000
+# Ids per IN (...) clause: well under SQLite's bound-parameter limit (32,766).
+IDS_PER_QUERY = 900
 
 # Append-only: a migration, once released, never changes; add a new one instead.
 MIGRATIONS: tuple[str, ...] = (
@@ -320,13 +323,14 @@ class SQLiteStore(ArticleTable):
             "SELECT * FROM segments WHERE call_id = ? AND id > ? ORDER BY t_start_ms, id",
             (call_id, after_id),
         )
-        return [
-            SegmentRecord(
-                r["id"], r["call_id"], r["speaker"], r["text"], r["t_start_ms"], r["t_end_ms"],
-                r["confidence"], r["created_at"],
-            )
-            for r in rows
-        ]
+        return [self._segment(r) for r in rows]
+
+    @staticmethod
+    def _segment(r: sqlite3.Row) -> SegmentRecord:
+        return SegmentRecord(
+            r["id"], r["call_id"], r["speaker"], r["text"], r["t_start_ms"], r["t_end_ms"],
+            r["confidence"], r["created_at"],
+        )
 
     # --- events ---------------------------------------------------------------------
     def add_event(self, call_id: str, type: str, payload: dict[str, Any] | None = None) -> int:
@@ -344,10 +348,11 @@ class SQLiteStore(ArticleTable):
             rows = self._query(
                 "SELECT * FROM events WHERE call_id = ? AND type = ? ORDER BY id", (call_id, type)
             )
-        return [
-            EventRecord(r["id"], r["call_id"], r["ts"], r["type"], json.loads(r["payload"]))
-            for r in rows
-        ]
+        return [self._event(r) for r in rows]
+
+    @staticmethod
+    def _event(r: sqlite3.Row) -> EventRecord:
+        return EventRecord(r["id"], r["call_id"], r["ts"], r["type"], json.loads(r["payload"]))
 
     # --- timings --------------------------------------------------------------------
     def add_timing(self, timing: UtteranceTiming) -> None:
@@ -371,20 +376,21 @@ class SQLiteStore(ArticleTable):
                 "SELECT * FROM utterance_timings WHERE call_id = ? ORDER BY id LIMIT ?",
                 (call_id, limit),
             )
-        return [
-            UtteranceTiming(
-                speech_end_to_final_ms=r["speech_end_to_final_ms"],
-                endpoint_ms=r["endpoint_ms"],
-                stt_finalize_ms=r["stt_finalize_ms"],
-                decode_ms=r["decode_ms"],
-                audio_ms=r["audio_ms"],
-                rtf=r["rtf"],
-                segment_id=r["segment_id"],
-                call_id=r["call_id"],
-                created_at=r["created_at"],
-            )
-            for r in rows
-        ]
+        return [self._timing(r) for r in rows]
+
+    @staticmethod
+    def _timing(r: sqlite3.Row) -> UtteranceTiming:
+        return UtteranceTiming(
+            speech_end_to_final_ms=r["speech_end_to_final_ms"],
+            endpoint_ms=r["endpoint_ms"],
+            stt_finalize_ms=r["stt_finalize_ms"],
+            decode_ms=r["decode_ms"],
+            audio_ms=r["audio_ms"],
+            rtf=r["rtf"],
+            segment_id=r["segment_id"],
+            call_id=r["call_id"],
+            created_at=r["created_at"],
+        )
 
     # --- turns ----------------------------------------------------------------------
     _TURN_FIELDS = (
@@ -411,12 +417,79 @@ class SQLiteStore(ArticleTable):
             rows = self._query(
                 "SELECT * FROM turns WHERE call_id = ? ORDER BY turn_index, id LIMIT ?", (call_id, limit)
             )
-        out = []
-        for r in rows:
-            data = {f: r[f] for f in self._TURN_FIELDS}
-            data["interrupted"] = bool(data["interrupted"])
-            out.append(TurnRecord(**data))
-        return out
+        return [self._turn(r) for r in rows]
+
+    @classmethod
+    def _turn(cls, r: sqlite3.Row) -> TurnRecord:
+        data = {f: r[f] for f in cls._TURN_FIELDS}
+        data["interrupted"] = bool(data["interrupted"])
+        return TurnRecord(**data)
+
+    # --- across calls ---------------------------------------------------------------
+    def search_calls(self, query: CallQuery) -> list[CallRecord]:
+        where, params = ["1 = 1"], []
+        if query.since is not None:
+            where.append("c.started_at >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            where.append("c.started_at < ?")
+            params.append(query.until)
+        if query.sources:
+            where.append(f"c.source IN ({', '.join('?' * len(query.sources))})")
+            params.extend(query.sources)
+        if query.text.strip():
+            escaped = query.text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append(
+                "EXISTS (SELECT 1 FROM segments s WHERE s.call_id = c.id "
+                "AND lower(s.text) LIKE ? ESCAPE '\\')"
+            )
+            params.append(f"%{escaped}%")
+        rows = self._query(
+            f"{self._CALL_SELECT} WHERE {' AND '.join(where)} ORDER BY c.started_at DESC LIMIT ?",
+            (*params, query.limit),
+        )
+        return [self._call(r) for r in rows]
+
+    def _for_calls(self, sql: str, call_ids: Sequence[str], extra: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Run ``sql`` (with ``{ids}`` for the IN list) over ``call_ids`` in batches."""
+        ids = list(dict.fromkeys(call_ids))
+        rows: list[sqlite3.Row] = []
+        for i in range(0, len(ids), IDS_PER_QUERY):
+            batch = ids[i : i + IDS_PER_QUERY]
+            rows += self._query(sql.format(ids=", ".join("?" * len(batch))), (*batch, *extra))
+        return rows
+
+    def segments_for_calls(self, call_ids: Sequence[str]) -> list[SegmentRecord]:
+        sql = "SELECT * FROM segments WHERE call_id IN ({ids}) ORDER BY call_id, t_start_ms, id"
+        return [self._segment(r) for r in self._for_calls(sql, call_ids)]
+
+    def events_for_calls(self, call_ids: Sequence[str], types: Sequence[str] = ()) -> list[EventRecord]:
+        sql = "SELECT * FROM events WHERE call_id IN ({ids})"
+        if types:
+            sql += f" AND type IN ({', '.join('?' * len(types))})"
+        rows = self._for_calls(sql + " ORDER BY id", call_ids, tuple(types))
+        return sorted((self._event(r) for r in rows), key=lambda e: e.id)
+
+    def turns_for_calls(self, call_ids: Sequence[str]) -> list[TurnRecord]:
+        sql = "SELECT * FROM turns WHERE call_id IN ({ids}) ORDER BY call_id, turn_index, id"
+        return [self._turn(r) for r in self._for_calls(sql, call_ids)]
+
+    def timings_for_calls(self, call_ids: Sequence[str]) -> list[UtteranceTiming]:
+        sql = "SELECT * FROM utterance_timings WHERE call_id IN ({ids}) ORDER BY call_id, id"
+        return [self._timing(r) for r in self._for_calls(sql, call_ids)]
+
+    def shift_call(self, call_id: str, seconds: float) -> None:
+        with self._tx() as tx:
+            tx.execute(
+                "UPDATE calls SET started_at = started_at + ?, ended_at = ended_at + ?, "
+                "heartbeat_at = heartbeat_at + ? WHERE id = ?",
+                (seconds, seconds, seconds, call_id),
+            )
+            for table, column in (
+                ("segments", "created_at"), ("events", "ts"),
+                ("utterance_timings", "created_at"), ("turns", "created_at"),
+            ):
+                tx.execute(f"UPDATE {table} SET {column} = {column} + ? WHERE call_id = ?", (seconds, call_id))
 
     # --- admin ----------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from core.store.sqlite import SQLiteStore
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-PAGES = ["pages/live.py", "pages/talk.py", "pages/copilot.py", "pages/knowledge.py", "pages/health.py"]
+PAGES = ["pages/live.py", "pages/talk.py", "pages/copilot.py", "pages/knowledge.py", "pages/metrics.py", "pages/calls.py", "pages/health.py"]
 
 
 def run_page(page: str) -> AppTest:
