@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from core.store import (
     CallRecord,
@@ -33,79 +32,21 @@ from core.store import (
     UtteranceTiming,
 )
 from core.store.postgres_articles import PostgresArticleTable
+from core.store.postgres_conninfo import (
+    CONNECT_TIMEOUT_S,
+    describe_target,
+    libpq_url,
+    psycopg_module,
+    translate_error,
+)
+from core.store.postgres_queries import PostgresCallQueries
 from core.store.postgres_schema import MIGRATIONS
 
-CONNECT_TIMEOUT_S = 10
 READ_ATTEMPTS = 2  # reads retry once on a fresh connection if theirs broke; writes never
 # Any number unique to this product: serialises migrations between processes.
 MIGRATION_LOCK_KEY = 0x76630001
-# Query parameters some providers add to their URLs that libpq itself rejects.
-NON_LIBPQ_URL_PARAMS = frozenset({"pgbouncer", "supa", "connection_limit", "pool_timeout"})
 
-def _psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise StoreError(
-            "VC_STORE_PROVIDER=postgres needs the psycopg package: "
-            "pip install 'psycopg[binary]>=3.3' (it is in requirements.txt)"
-        ) from exc
-    return psycopg
-
-
-def libpq_url(url: str) -> str:
-    """``url`` without query parameters that poolers document but libpq rejects."""
-    if "://" not in url:
-        return url  # key=value conninfo: passed through as is
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in NON_LIBPQ_URL_PARAMS]
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def describe_target(url: str) -> str:
-    """``host:port/dbname`` of a connection string, never its password."""
-    try:
-        from psycopg.conninfo import conninfo_to_dict
-
-        info = conninfo_to_dict(libpq_url(url))
-    except Exception:  # unparsable: say so without echoing it (it may hold a password)
-        return "the DATABASE_URL server (the URL could not be parsed)"
-    host = info.get("host") or info.get("hostaddr") or "localhost"
-    return f"{host}:{info.get('port') or 5432}/{info.get('dbname') or info.get('user') or ''}"
-
-
-def _translate(exc: Exception, target: str) -> StoreError:
-    psycopg = _psycopg()
-    errors = psycopg.errors
-    msg = str(exc).lower()
-    if isinstance(exc, errors.ReadOnlySqlTransaction) or "read-only" in msg:
-        return StoreError(
-            f"the Postgres database {target} is read-only (a replica, or "
-            f"default_transaction_read_only is on); point DATABASE_URL at the primary"
-        )
-    if isinstance(exc, errors.InvalidPassword) or "password authentication failed" in msg:
-        return StoreError(
-            f"Postgres at {target} refused the credentials (authentication failed); "
-            f"check the user and password in DATABASE_URL"
-        )
-    if isinstance(exc, errors.InsufficientPrivilege):
-        return StoreError(f"the DATABASE_URL user lacks a privilege on {target}: {exc}")
-    if "does not exist" in msg and "database" in msg:
-        return StoreError(f"the database in DATABASE_URL does not exist on {target}; create it first")
-    if isinstance(exc, psycopg.OperationalError):
-        return StoreError(
-            f"cannot connect to Postgres at {target}: {_first_line(exc)}; check the host, port "
-            f"and that the server is running and reachable (timeout {CONNECT_TIMEOUT_S} s)"
-        )
-    return StoreError(f"Postgres error on {target}: {_first_line(exc)}")
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-class PostgresStore(PostgresArticleTable):
+class PostgresStore(PostgresArticleTable, PostgresCallQueries):
     """Store backed by a Postgres database (local, managed, or Supabase)."""
 
     backend = "postgres"
@@ -124,7 +65,7 @@ class PostgresStore(PostgresArticleTable):
         conn = getattr(self._local, "conn", None)
         if conn is not None and not conn.closed and not conn.broken:
             return conn
-        psycopg = _psycopg()
+        psycopg = psycopg_module()
         from psycopg.rows import dict_row
 
         try:
@@ -137,7 +78,7 @@ class PostgresStore(PostgresArticleTable):
                 application_name="voice-copilot",
             )
         except psycopg.Error as exc:
-            raise _translate(exc, self.target) from exc
+            raise translate_error(exc, self.target) from exc
         self._local.conn = conn
         with self._conns_lock:
             self._conns = [c for c in self._conns if not c.closed]
@@ -146,16 +87,16 @@ class PostgresStore(PostgresArticleTable):
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
-        psycopg = _psycopg()
+        psycopg = psycopg_module()
         conn = self._conn()
         try:
             with conn.transaction():
                 yield conn
         except psycopg.Error as exc:
-            raise _translate(exc, self.target) from exc
+            raise translate_error(exc, self.target) from exc
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        psycopg = _psycopg()
+        psycopg = psycopg_module()
         for attempt in range(READ_ATTEMPTS):
             conn = self._conn()
             try:
@@ -164,9 +105,9 @@ class PostgresStore(PostgresArticleTable):
                 # A read is safe to repeat on a new connection when the old one died
                 # (server restart, pooler or firewall dropping idle connections).
                 if not conn.broken or attempt + 1 == READ_ATTEMPTS:
-                    raise _translate(exc, self.target) from exc
+                    raise translate_error(exc, self.target) from exc
             except psycopg.Error as exc:
-                raise _translate(exc, self.target) from exc
+                raise translate_error(exc, self.target) from exc
         raise AssertionError("unreachable")
 
     def _read_version(self, conn: Any) -> int:
@@ -182,11 +123,11 @@ class PostgresStore(PostgresArticleTable):
             )
 
     def _migrate(self) -> None:
-        psycopg = _psycopg()
+        psycopg = psycopg_module()
         try:
             version = self._read_version(self._conn())
         except psycopg.Error as exc:
-            raise _translate(exc, self.target) from exc
+            raise translate_error(exc, self.target) from exc
         self._check_version(version)
         if version == len(MIGRATIONS):
             return  # up to date: no write, so a read-only replica still opens
@@ -318,13 +259,14 @@ class PostgresStore(PostgresArticleTable):
             "SELECT * FROM segments WHERE call_id = %s AND id > %s ORDER BY t_start_ms, id",
             (call_id, after_id),
         )
-        return [
-            SegmentRecord(
-                int(r["id"]), r["call_id"], r["speaker"], r["text"], r["t_start_ms"],
-                r["t_end_ms"], r["confidence"], r["created_at"],
-            )
-            for r in rows
-        ]
+        return [self._segment(r) for r in rows]
+
+    @staticmethod
+    def _segment(r: dict[str, Any]) -> SegmentRecord:
+        return SegmentRecord(
+            int(r["id"]), r["call_id"], r["speaker"], r["text"], r["t_start_ms"], r["t_end_ms"],
+            r["confidence"], r["created_at"],
+        )
 
     # --- events ---------------------------------------------------------------------
     def add_event(self, call_id: str, type: str, payload: dict[str, Any] | None = None) -> int:
@@ -342,7 +284,11 @@ class PostgresStore(PostgresArticleTable):
             rows = self._query(
                 "SELECT * FROM events WHERE call_id = %s AND type = %s ORDER BY id", (call_id, type)
             )
-        return [EventRecord(int(r["id"]), r["call_id"], r["ts"], r["type"], dict(r["payload"])) for r in rows]
+        return [self._event(r) for r in rows]
+
+    @staticmethod
+    def _event(r: dict[str, Any]) -> EventRecord:
+        return EventRecord(int(r["id"]), r["call_id"], r["ts"], r["type"], dict(r["payload"]))
 
     # --- timings --------------------------------------------------------------------
     _TIMING_FIELDS = (
@@ -368,7 +314,11 @@ class PostgresStore(PostgresArticleTable):
                 "SELECT * FROM utterance_timings WHERE call_id = %s ORDER BY id LIMIT %s",
                 (call_id, limit),
             )
-        return [UtteranceTiming(**{f: r[f] for f in self._TIMING_FIELDS}) for r in rows]
+        return [self._timing(r) for r in rows]
+
+    @classmethod
+    def _timing(cls, r: dict[str, Any]) -> UtteranceTiming:
+        return UtteranceTiming(**{f: r[f] for f in cls._TIMING_FIELDS})
 
     # --- turns ----------------------------------------------------------------------
     _TURN_FIELDS = (
@@ -396,7 +346,11 @@ class PostgresStore(PostgresArticleTable):
                 "SELECT * FROM turns WHERE call_id = %s ORDER BY turn_index, id LIMIT %s",
                 (call_id, limit),
             )
-        return [TurnRecord(**{f: r[f] for f in self._TURN_FIELDS}) for r in rows]
+        return [self._turn(r) for r in rows]
+
+    @classmethod
+    def _turn(cls, r: dict[str, Any]) -> TurnRecord:
+        return TurnRecord(**{f: r[f] for f in cls._TURN_FIELDS})
 
     # --- admin ----------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
