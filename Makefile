@@ -32,20 +32,22 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 run: $(VENV)/.runtime
 	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
-# Debian packages the browser tests need; installed only when missing and running as root.
+# Debian packages the browser and Postgres tests need; installed only when missing and
+# running as root.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v unshare >/dev/null || missing="$$missing util-linux"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
 	    echo "installing$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "missing Debian packages:$$missing (browser tests will be skipped)"; fi; \
+	  else echo "missing Debian packages:$$missing (browser/Postgres tests will be skipped)"; fi; \
 	fi
 
-test-unit: $(VENV)/.dev
+test-unit: $(VENV)/.dev system-deps
 	$(BIN)/python -m pytest -q tests/unit tests/app tests/providers
 
 test-e2e: $(VENV)/.dev system-deps

@@ -93,6 +93,24 @@ class Settings(BaseSettings):
     sentry_dsn: str | None = Field(
         default=None, validation_alias=AliasChoices("SENTRY_DSN", "sentry_dsn")
     )
+    sentry_traces_sample_rate: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="Share of calls whose stage timings go to Sentry"
+    )
+
+    # --- Supabase knowledge base import (VC_KB_SUPABASE_* name the table and columns) ---
+    supabase_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("SUPABASE_URL", "supabase_url")
+    )
+    supabase_service_role_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SUPABASE_SERVICE_ROLE_KEY", "supabase_service_role_key"),
+    )
+    kb_supabase_table: str = "kb_articles"
+    kb_supabase_id_column: str = "id"
+    kb_supabase_title_column: str = "title"
+    kb_supabase_body_column: str = Field(default="body", description="e.g. body or content")
+    kb_supabase_tags_column: str = Field(default="tags", description="empty: the table has none")
+    kb_supabase_category_column: str = Field(default="", description="empty: the table has none")
 
     # --- voice activity / end of utterance --------------------------------------
     vad_mode: int = Field(default=3, ge=0, le=3, description="VAD aggressiveness 0-3")

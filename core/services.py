@@ -23,6 +23,7 @@ from core.kb import MirroredIndex
 from core.kb.admin import KnowledgeBase, as_article, seed_from_pack, speech_texts
 from core.kb.hybrid import HybridSearch
 from core.kb.lexical import LexicalIndex
+from core.observability import init_error_reporting
 from core.pack import Article, Pack, load_pack
 from core.pii import Redactor
 from core.recording import recorder_factory
@@ -42,11 +43,15 @@ WRAPUP_MODEL_WAIT_S = 10.0  # past this, a wrap-up is proposed by the lexical me
 
 
 def open_store(settings: Settings) -> Store:
-    """The configured store (SQLite by default)."""
+    """The configured store: SQLite by default, Postgres (or Supabase) with DATABASE_URL."""
     if settings.store_provider == "sqlite":
         from core.store.sqlite import SQLiteStore
 
         return SQLiteStore(settings.db_path)
+    if settings.store_provider == "postgres":
+        from core.store.postgres import PostgresStore
+
+        return PostgresStore(settings.database_url or "")
     raise NotImplementedError(f"store provider {settings.store_provider!r} is not available yet")
 
 
@@ -283,7 +288,7 @@ class Services:
         return session
 
 
-EMBEDDED = {"stt_provider": "pocketsphinx", "llm_provider": "embedded", "tts_provider": "espeak", "store_provider": "sqlite"}
+EMBEDDED = {"stt_provider": "pocketsphinx", "llm_provider": "embedded", "tts_provider": "espeak"}
 
 
 def build_services(settings: Settings, stt: STTEngine | None = None) -> Services:
@@ -298,6 +303,7 @@ def build_services(settings: Settings, stt: STTEngine | None = None) -> Services
                 f"{stage.upper()}={getattr(settings, stage)} is not available yet: unset "
                 f"VC_{stage.upper()} to use the embedded {embedded}"
             )
+    init_error_reporting(settings)  # once per process; off without SENTRY_DSN
     store = open_store(settings)
     reaped = store.reap_stale_calls(STALE_CALL_AFTER_S)
     if reaped:

@@ -14,7 +14,6 @@ import logging
 import queue
 import threading
 import time
-import traceback
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from core.audio import (
     StreamResampler,
     dbfs,
 )
+from core.observability import stage_span
 from core.store import SegmentRecord, Store, StoreError, UtteranceTiming
 from core.stt import STTEngine, STTError, UtteranceStream
 from core.text import is_junk
@@ -281,10 +281,8 @@ class VoiceSession:
             loop.run_until_complete(self._run())
         except Exception as exc:  # a crash must not leave the call "active" forever
             status, error = "failed", f"{type(exc).__name__}: {exc}"
-            log.error(
-                "session crashed",
-                extra={"call_id": self.call_id, "trace": traceback.format_exc()},
-            )
+            # exc_info (not a formatted trace) so error reporting receives the exception itself
+            log.exception("session crashed", extra={"call_id": self.call_id})
             self._emit(ErrorEvent(self.call_id or "", f"The call stopped: {error}", fatal=True))
         finally:
             # Collaborators' tasks (the agent's reply) end with the call and save what
@@ -480,7 +478,8 @@ class VoiceSession:
         call_id = self.call_id or ""
         decided_at = time.monotonic()
         try:
-            transcript = stream.finish()
+            with stage_span("stt", call_id):
+                transcript = stream.finish()
         except STTError as exc:
             self._record_error(f"speech recognition failed: {exc}")
             return

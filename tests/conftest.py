@@ -28,11 +28,40 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    from core.store.sqlite import SQLiteStore
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server for this test session (skipped without one, unless VC_PG_REQUIRE=1)."""
+    from tests.pg import PostgresUnavailable, server
 
-    s = SQLiteStore(tmp_path / "test.sqlite3")
+    try:
+        srv = server()
+    except PostgresUnavailable as exc:
+        if os.environ.get("VC_PG_REQUIRE") == "1" or os.environ.get("VC_TEST_DATABASE_URL"):
+            pytest.fail(f"PostgreSQL required (VC_PG_REQUIRE or VC_TEST_DATABASE_URL) but: {exc}")
+        pytest.skip(f"no PostgreSQL: {exc}")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """Connection string of a fresh, empty database, dropped after the test."""
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path):
+    """Every store test runs on each backend (the Store contract)."""
+    if request.param == "sqlite":
+        from core.store.sqlite import SQLiteStore
+
+        s = SQLiteStore(tmp_path / "test.sqlite3")
+    else:
+        from core.store.postgres import PostgresStore
+
+        s = PostgresStore(request.getfixturevalue("pg_url"))
     yield s
     s.close()
 

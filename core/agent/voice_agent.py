@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from core.agent.chunker import SentenceChunker
 from core.audio import Int16Array, StreamResampler, int16_to_float
+from core.observability import stage_span
 from core.reply import Responder
 from core.session import FinalEvent, PartialEvent, SessionEvent, SpeechStartedEvent, VoiceSession
 from core.store import Store, StoreError, TurnRecord
@@ -239,9 +240,10 @@ class VoiceAgent:
             turn.first_piece_at = time.monotonic()
         self._speaking_text = (self._speaking_text + " " + piece)[-2000:]
         resampler = StreamResampler(self.config.output_rate_hz)
-        async for chunk in self.tts.stream(piece):
-            pcm = resampler.process(int16_to_float(chunk), self.tts.sample_rate_hz)
-            self._push(turn, pcm)
+        with stage_span("tts", self.session.call_id, characters=len(piece)):
+            async for chunk in self.tts.stream(piece):
+                pcm = resampler.process(int16_to_float(chunk), self.tts.sample_rate_hz)
+                self._push(turn, pcm)
         self._push(turn, resampler.flush())
         turn.spoken.append(piece)
 

@@ -1,16 +1,19 @@
 import sqlite3
 import stat
+import sys
 import time
 
 import pytest
 
 from core.store import StoreError, UtteranceTiming
 from core.store.sqlite import MIGRATIONS, SQLiteStore
+from tests.conftest import ROOT
 
 
 def test_schema_is_migrated_and_versioned(store):
-    assert store.schema_version == len(MIGRATIONS)
-    assert store.health()["schema_version"] == len(MIGRATIONS)
+    migrations = sys.modules[type(store).__module__].MIGRATIONS
+    assert store.schema_version == len(migrations) >= 2
+    assert store.health()["schema_version"] == len(migrations)
 
 
 def test_call_lifecycle_segments_events_timings(store):
@@ -42,17 +45,19 @@ def test_data_survives_reopen(tmp_path):
     assert b.list_calls()[0].id == call.id
 
 
-def test_wal_mode(store):
+def test_wal_mode(tmp_path):
+    store = SQLiteStore(tmp_path / "wal.sqlite3")
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_stale_active_calls_are_marked_failed(store):
+def test_stale_active_calls_are_marked_failed(store, monkeypatch):
     alive = store.create_call("browser")
-    dead = store.create_call("browser")
-    conn = sqlite3.connect(store.path)
-    conn.execute("UPDATE calls SET heartbeat_at = ? WHERE id = ?", (time.time() - 600, dead.id))
-    conn.commit()
+    real_time = time.time
+    with monkeypatch.context() as m:  # a call whose process stopped ten minutes ago
+        m.setattr(time, "time", lambda: real_time() - 600)
+        dead = store.create_call("browser")
+    store.heartbeat(alive.id)
     assert store.reap_stale_calls(60) == [dead.id]
     assert store.get_call(dead.id).status == "failed"
     assert "stopped unexpectedly" in store.get_call(dead.id).error
@@ -130,3 +135,26 @@ def test_corrupt_file_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="corrupt"):
         SQLiteStore(path)
     assert stat.S_ISREG(path.stat().st_mode)  # left in place for the user to inspect
+
+
+def test_payloads_and_metadata_round_trip_as_json(store):
+    call = store.create_call("talk", {"agent": {"name": "Ana", "skills": ["cards", "loans"]}})
+    store.add_event(call.id, "kb_shown", {"articles": ["a1", "a2"], "score": 0.5, "nested": {"ok": True}})
+    store.add_event(call.id, "odd", {"when": time.gmtime(0), "path": ROOT})  # not JSON: stored as text
+    assert store.get_call(call.id).metadata == {"agent": {"name": "Ana", "skills": ["cards", "loans"]}}
+    shown, odd = store.events(call.id)
+    assert shown.payload == {"articles": ["a1", "a2"], "score": 0.5, "nested": {"ok": True}}
+    assert odd.payload["path"] == str(ROOT) and store.events(call.id, "missing") == []
+
+
+def test_turns_round_trip(store):
+    from core.store import TurnRecord
+
+    call = store.create_call("talk")
+    seg = store.add_segment(call.id, "caller", "block my card", 0, 900)
+    store.add_turn(TurnRecord(call.id, 0, seg.id, None, "block my card", "Done.", 500.0, 80.0,
+                              300.0, 120.0, 950.0, True))
+    (turn,) = store.turns(call.id)
+    assert turn.caller_segment_id == seg.id and turn.interrupted is True
+    assert turn.voice_to_voice_ms == 950.0 and turn.created_at > 0
+    assert store.turns()[0].agent_text == "Done."
