@@ -21,8 +21,10 @@ from core.kb import KBSearch
 from core.kb.lexical import LexicalIndex
 from core.pack import Pack, load_pack
 from core.pii import Redactor
-from core.reply import Conversation
+from core.reply import Conversation, Responder
 from core.reply.embedded import EmbeddedResponder
+from core.resilience import ChainStatus
+from core.resilience.observe import with_call_events
 from core.session import STALE_CALL_AFTER_S, VoiceSession
 from core.store import Store
 from core.stt import STTEngine
@@ -43,12 +45,14 @@ def open_store(settings: Settings) -> Store:
 
 
 def build_stt(settings: Settings, pack: Pack) -> STTEngine:
-    if settings.stt_provider == "pocketsphinx":
-        from core.stt.pocketsphinx_stt import build_engine
+    """Pocketsphinx, or a fallback chain from the chosen cloud recogniser down to it."""
+    from core.providers.registry import build_chain, supported
+    from core.stt.pocketsphinx_stt import build_engine
 
-        texts = [f"{a.title}. {a.body}" for a in pack.articles]
-        return build_engine(settings, texts, list(pack.phrases))
-    raise NotImplementedError(f"STT provider {settings.stt_provider!r} is not available yet")
+    if settings.stt_provider != "pocketsphinx" and not supported("stt", settings.stt_provider):
+        raise NotImplementedError(f"STT provider {settings.stt_provider!r} is not available yet")
+    texts = [f"{a.title}. {a.body}" for a in pack.articles]
+    return build_chain(settings, "stt", build_engine(settings, texts, list(pack.phrases)), pack)  # type: ignore[no-any-return]
 
 
 class BackgroundModel:
@@ -85,12 +89,24 @@ class BackgroundModel:
         return self._model.predict(text) if self._model is not None else None
 
 
-def build_tts(settings: Settings) -> TTSEngine:
-    if settings.tts_provider == "espeak":
-        from core.tts.espeak import EspeakTTS
+def build_tts(settings: Settings, pack: Pack | None = None) -> TTSEngine:
+    """Espeak-ng, or a fallback chain from the chosen cloud synthesiser down to it."""
+    from core.providers.registry import build_chain, supported
+    from core.tts.espeak import EspeakTTS
 
-        return EspeakTTS(voice=settings.tts_voice, rate_wpm=settings.tts_rate_wpm)
-    raise NotImplementedError(f"TTS provider {settings.tts_provider!r} is not available yet")
+    if settings.tts_provider != "espeak" and not supported("tts", settings.tts_provider):
+        raise NotImplementedError(f"TTS provider {settings.tts_provider!r} is not available yet")
+    floor = EspeakTTS(voice=settings.tts_voice, rate_wpm=settings.tts_rate_wpm)
+    return build_chain(settings, "tts", floor, pack)  # type: ignore[no-any-return]
+
+
+class _CallRef:
+    """The call id of a session built after what reports against it (set on start)."""
+
+    session: VoiceSession | None = None
+
+    def get(self) -> str | None:
+        return self.session.call_id if self.session is not None else None
 
 
 @dataclass
@@ -107,6 +123,7 @@ class Services:
     _tts: TTSEngine | None = None
     _intent: BackgroundModel | None = None
     _sentiment: SentimentModel | None = None
+    _status_responder: Any = None
 
     @property
     def tts(self) -> TTSEngine:
@@ -114,7 +131,7 @@ class Services:
         if self._tts is None:
             with self._lock:
                 if self._tts is None:
-                    self._tts = build_tts(self.settings)
+                    self._tts = build_tts(self.settings, self.pack)
         return self._tts
 
     def new_copilot(self, call_id: str) -> CallCopilot:
@@ -136,19 +153,35 @@ class Services:
                 self._sentiment = SentimentScorer()
             return self._sentiment
 
-    def new_responder(self) -> EmbeddedResponder:
-        return EmbeddedResponder(self.pack, self.kb)
+    def new_responder(self) -> Responder:
+        """The embedded responder, or a fallback chain from the chosen LLM down to it.
+
+        One per call: an LLM client belongs to the event loop of the call it serves.
+        """
+        from core.providers.registry import build_chain
+
+        return build_chain(self.settings, "llm", EmbeddedResponder(self.pack, self.kb), self.pack, self.kb)  # type: ignore[no-any-return]
+
+    def provider_status(self) -> list[ChainStatus]:
+        """Each stage served by a fallback chain: providers, who serves, breaker states."""
+        if self._status_responder is None:
+            self._status_responder = self.new_responder()
+        engines = (self.stt, self.tts, self._status_responder)
+        return [e.status() for e in engines if hasattr(e, "status")]
 
     def _session(self, source: str, metadata: dict[str, Any] | None) -> VoiceSession:
-        return VoiceSession(
+        call = _CallRef()
+        session = VoiceSession(
             self.store,
-            self.stt,
+            with_call_events(self.stt, self.store, call.get),
             self.endpointer_factory,
             source=source,
             metadata=metadata,
             partial_interval_ms=self.settings.partial_interval_ms,
             redact=Redactor(self.settings.pii_redaction),
         )
+        call.session = session
+        return session
 
     def _register(self, session: VoiceSession, agent: VoiceAgent | None = None) -> None:
         call_id = session.call_id or ""
@@ -177,10 +210,11 @@ class Services:
     ) -> VoiceSession:
         """A voice session with the spoken agent attached (greets, replies, barge-in)."""
         session = self._session(source, metadata)
+        call_id = lambda: session.call_id  # noqa: E731 - the id exists once the session starts
         agent = VoiceAgent(
             session,
-            self.new_responder(),
-            self.tts,
+            with_call_events(self.new_responder(), self.store, call_id),
+            with_call_events(self.tts, self.store, call_id),
             audio_out,
             self.store,
             Conversation,
@@ -208,10 +242,13 @@ def build_services(settings: Settings, stt: STTEngine | None = None) -> Services
     Raises:
         NotImplementedError: a provider was chosen whose adapter is not built yet.
     """
+    from core.providers.registry import supported
+
     for stage, embedded in EMBEDDED.items():
-        if getattr(settings, stage) != embedded:
+        chosen = getattr(settings, stage)
+        if chosen != embedded and not supported(stage.split("_")[0], chosen):  # type: ignore[arg-type]
             raise NotImplementedError(
-                f"{stage.upper()}={getattr(settings, stage)} is not available yet: unset "
+                f"{stage.upper()}={chosen} is not available yet: unset "
                 f"VC_{stage.upper()} to use the embedded {embedded}"
             )
     store = open_store(settings)

@@ -163,6 +163,7 @@ class BreakerRegistry:
         self._clock = clock
         self._lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._active: dict[str, str] = {}
 
     def get(self, name: str) -> CircuitBreaker:
         """The breaker called ``name``, created closed on first use."""
@@ -177,3 +178,13 @@ class BreakerRegistry:
         with self._lock:
             breakers = list(self._breakers.values())
         return {b.name: b.snapshot() for b in breakers}
+
+    def set_active(self, stage: str, provider: str) -> None:
+        """``provider`` served the latest request of ``stage`` (any call)."""
+        with self._lock:
+            self._active[stage] = provider
+
+    def active(self, stage: str) -> str | None:
+        """The provider that served the latest request of ``stage``, None before any."""
+        with self._lock:
+            return self._active.get(stage)

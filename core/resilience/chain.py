@@ -74,7 +74,6 @@ class Chain(Generic[T]):
         policy: RetryPolicy | None = None,
         budget_s: float = 4.0,
         sink: ProviderSink | None = None,
-        _shared: dict[str, str] | None = None,
     ):
         if not engines:
             raise ValueError("a fallback chain needs at least one provider")
@@ -85,13 +84,10 @@ class Chain(Generic[T]):
         self.policy = policy or RetryPolicy()
         self.budget_s = budget_s
         self.sink: ProviderSink = sink or NullSink()
-        # Shared with the per-call copies (with_sink), so the process-wide chain the
-        # health page reads knows who served last.
-        self._shared = _shared if _shared is not None else {"active": self.names[0]}
 
     def with_sink(self, sink: ProviderSink) -> Chain[T]:
         """The same providers and breakers, reporting to ``sink`` (one per call)."""
-        return Chain(self.stage, self.engines, self.registry, self.policy, self.budget_s, sink, self._shared)
+        return Chain(self.stage, self.engines, self.registry, self.policy, self.budget_s, sink)
 
     def breaker(self, index: int) -> CircuitBreaker:
         return self.registry.get(f"{self.stage}:{self.names[index]}")
@@ -104,7 +100,7 @@ class Chain(Generic[T]):
     def succeeded(self, index: int, started: float, usage: dict[str, float] | None = None) -> None:
         """``engines[index]`` served the request that began at ``started`` (monotonic)."""
         self.breaker(index).record_success()
-        self._shared["active"] = self.names[index]
+        self.registry.set_active(self.stage, self.names[index])
         name = self.names[index]
         self.sink.provider_call(self.stage, name, True, None, (time.monotonic() - started) * 1000.0, None)
         if usage:
@@ -130,7 +126,7 @@ class Chain(Generic[T]):
         )
 
     def status(self) -> ChainStatus:
-        active = self._shared["active"]
+        active = self.registry.active(self.stage) or self.names[0]
         breakers = tuple(self.breaker(i).snapshot() for i in range(len(self.engines)))
         primary_closed = breakers[0].state is BreakerState.CLOSED
         return ChainStatus(

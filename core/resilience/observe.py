@@ -113,3 +113,9 @@ def report_usage(**figures: float) -> None:
     usage = _current.get()
     if usage is not None:
         usage.add(**figures)
+
+
+def with_call_events(engine: Any, store: Store, call_id: Callable[[], str | None]) -> Any:
+    """``engine`` reporting its provider events against one call, if it is a fallback chain."""
+    with_sink = getattr(engine, "with_sink", None)
+    return with_sink(StoreSink(store, call_id)) if with_sink is not None else engine
