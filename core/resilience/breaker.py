@@ -1,8 +1,11 @@
 """Circuit breakers, one per provider and stage, in a registry the health page reads.
 
 A breaker is *closed* while its provider works. ``failure_threshold`` consecutive
-failures (or one permanent failure: a bad key, an exhausted quota) *open* it: requests
-skip the provider for ``open_s``. Then it is *half-open*: up to ``half_open_probes``
+failed attempts, one permanent failure (a bad key, an exhausted quota), or a request
+the provider could not serve at all within its retries and budget (:meth:`trip`, called
+by the fallback chain) *open* it: requests skip the provider for ``open_s``. Tripping on
+a lost request is what moves the rest of a call to the next provider within one turn:
+a caller cannot wait for a slow provider's threshold to be reached turn after turn. Then it is *half-open*: up to ``half_open_probes``
 requests go through as probes; that many successes close it again, one failure opens
 it for another ``open_s``.
 """
@@ -136,6 +139,12 @@ class CircuitBreaker:
         self._opened_at = self._clock()
         self._probes_in_flight = 0
         self._probe_successes = 0
+
+    def trip(self, message: str = "") -> None:
+        """Open the circuit now: the provider could not serve a whole request in its budget."""
+        with self._lock:
+            self._last_error = message or self._last_error
+            self._open()
 
     def reset(self) -> None:
         """Close the circuit and forget the streak (after a manual check succeeded)."""

@@ -112,8 +112,13 @@ class Chain(Generic[T]):
         self.breaker(index).record_failure(kind, str(error)[:200])
 
     def gave_up(self, index: int, error: BaseException, started: float, next_index: int | None) -> None:
-        """``engines[index]`` is abandoned for this request; ``next_index`` serves next."""
+        """``engines[index]`` is abandoned for this request; ``next_index`` serves next.
+
+        Its circuit opens (see :mod:`.breaker`): the rest of the call goes to the next
+        provider until a half-open probe finds it working again.
+        """
         kind = error_kind(error)
+        self.breaker(index).trip(str(error)[:200])
         fallback = self.names[next_index] if next_index is not None else None
         log.warning(
             "provider failed",
