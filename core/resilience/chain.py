@@ -10,6 +10,7 @@ observability events.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,8 +26,12 @@ T = TypeVar("T")
 
 
 def provider_name(engine: Any) -> str:
-    """An engine's ``name`` attribute, else its class name."""
-    return str(getattr(engine, "name", None) or type(engine).__name__)
+    """An engine's ``name`` attribute, else its class name without the role
+    (``EmbeddedResponder`` → ``"embedded"``)."""
+    name = getattr(engine, "name", None)
+    if name:
+        return str(name)
+    return re.sub(r"(Responder|Engine|TTS|STT)$", "", type(engine).__name__).lower() or type(engine).__name__
 
 
 def error_kind(error: BaseException) -> ErrorKind | None:

@@ -117,7 +117,7 @@ def test_cloud_outage_mid_call_moves_the_rest_of_the_call_to_the_offline_respond
     switch_ms = turns[2][1]
     later_ms = max(ms for _, ms in turns[3:])
     print(f"\n[{fault.kind}{fault.status if fault.kind == 'status' else ''}] fallback switch "
-          f"{switch_ms:.0f} ms (fault → offline first token), next turns ≤ {later_ms:.0f} ms, "
+          f"{switch_ms:.0f} ms (fault → first token of the faulted turn), next turns ≤ {later_ms:.0f} ms, "
           f"turns answered {len(replies)}/{len(QUESTIONS)}")
     assert switch_ms < LLM_BUDGET_S * 1000 + 500 and later_ms < 300
 
