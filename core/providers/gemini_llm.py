@@ -88,6 +88,7 @@ class GeminiBackend:
     name = "gemini"
 
     def __init__(self, api_key: str, model: str, base_url: str | None = None, timeout_s: float = 10.0):
+        import_genai()  # here, not inside a turn's latency budget (the import takes ~1 s)
         self.model = model
         self._api_key = api_key
         self._base_url = base_url

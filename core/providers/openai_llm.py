@@ -76,6 +76,7 @@ class OpenAIClients:
     """
 
     def __init__(self, api_key: str, base_url: str | None, timeout_s: float):
+        import_openai()  # here, not inside a turn's latency budget
         self._kwargs: dict[str, Any] = {"api_key": api_key, "max_retries": 0}
         if base_url:
             self._kwargs["base_url"] = base_url

@@ -146,3 +146,17 @@ class Chain(Generic[T]):
     @property
     def degraded(self) -> bool:
         return self.status().degraded
+
+
+class ChainFront:
+    """What every stage wrapper exposes about its chain (the UI's degraded mode)."""
+
+    chain: Chain[Any]
+
+    def status(self) -> ChainStatus:
+        return self.chain.status()
+
+    @property
+    def degraded(self) -> bool:
+        """A provider other than the primary serves, or the primary's circuit is not closed."""
+        return self.chain.degraded

@@ -17,7 +17,7 @@ import re
 from collections.abc import AsyncIterator
 
 from core.reply import Conversation, ReplyError, Responder
-from core.resilience.chain import Chain, ChainStatus, provider_name
+from core.resilience.chain import Chain, ChainFront, provider_name
 from core.resilience.observe import ProviderSink
 from core.resilience.retry import Budget
 from core.resilience.streams import (
@@ -45,7 +45,7 @@ def unsaid_sentences(reply: str, said: str) -> str:
     return " ".join(kept)
 
 
-class FallbackResponder:
+class FallbackResponder(ChainFront):
     """Responders in order (primary first, offline last) behind one Responder.
 
     Args:
@@ -60,12 +60,6 @@ class FallbackResponder:
         """The same chain reporting one call's events to ``sink``."""
         return FallbackResponder(self.chain.with_sink(sink))
 
-    def status(self) -> ChainStatus:
-        return self.chain.status()
-
-    @property
-    def degraded(self) -> bool:
-        return self.chain.degraded
 
     def greeting(self) -> str:
         for engine in self.chain.engines:

@@ -21,7 +21,7 @@ import numpy as np
 
 from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
 from core.resilience.breaker import BreakerState
-from core.resilience.chain import Chain, ChainStatus
+from core.resilience.chain import Chain, ChainFront
 from core.resilience.observe import ProviderSink, begin_usage
 from core.resilience.retry import Budget
 from core.resilience.streams import STREAM_ERRORS
@@ -30,7 +30,7 @@ from core.stt import STTEngine, STTError, Transcript, UtteranceStream
 UNBOUNDED = Budget(float("inf"))  # while audio streams in, only attempts and breakers limit retries
 
 
-class FallbackSTT:
+class FallbackSTT(ChainFront):
     """Recognisers in order (primary first, offline last) behind one STTEngine.
 
     Args:
@@ -47,12 +47,6 @@ class FallbackSTT:
         """The same chain reporting one call's events to ``sink``."""
         return FallbackSTT(self.chain.with_sink(sink), self.sample_rate_hz)
 
-    def status(self) -> ChainStatus:
-        return self.chain.status()
-
-    @property
-    def degraded(self) -> bool:
-        return self.chain.degraded
 
     def open(self) -> FallbackUtterance:
         """A stream for one utterance, served by the first engine that opens.

@@ -17,14 +17,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from core.audio import Int16Array, StreamResampler, int16_to_float
-from core.resilience.chain import Chain, ChainStatus, provider_name
+from core.resilience.chain import Chain, ChainFront, provider_name
 from core.resilience.observe import ProviderSink
 from core.resilience.retry import Budget
 from core.resilience.streams import ChainExhausted, close_quietly, failover, guarded
 from core.tts import TTSEngine, TTSError
 
 
-class FallbackTTS:
+class FallbackTTS(ChainFront):
     """Synthesisers in order (primary first, offline last) behind one TTSEngine.
 
     Args:
@@ -40,12 +40,6 @@ class FallbackTTS:
         """The same chain reporting one call's events to ``sink``."""
         return FallbackTTS(self.chain.with_sink(sink))
 
-    def status(self) -> ChainStatus:
-        return self.chain.status()
-
-    @property
-    def degraded(self) -> bool:
-        return self.chain.degraded
 
     async def _speak(self, engine: TTSEngine, text: str, budget: Budget, is_last: bool) -> AsyncIterator[Int16Array]:
         resampler = StreamResampler(self.sample_rate_hz)

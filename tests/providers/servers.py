@@ -135,6 +135,7 @@ class FakeVendorServer:
         self.json_answers: deque[Any] = deque()
         self.json_default: Any = {}
         self.requests: list[tuple[str, str]] = []
+        self.payloads: list[Any] = []  # JSON bodies received, in order
         self._faults: deque[Fault] = deque()
         self._always: Fault | None = None
         self._lock = threading.Lock()
@@ -200,6 +201,8 @@ class FakeVendorServer:
             payload = json.loads(body) if body and body[:1] in (b"{", b"[") else {}
         except json.JSONDecodeError:
             payload = {}
+        with self._lock:
+            self.payloads.append(payload)
         self.route(h, method, h.path, payload, body, fault)
 
     def route(self, h: _Handler, method: str, path: str, payload: Any, body: bytes, fault: Fault | None) -> None:

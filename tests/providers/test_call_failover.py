@@ -9,7 +9,6 @@ saved transcript must still hold every caller utterance and an agent reply to ea
 from __future__ import annotations
 
 import random
-import time
 
 import numpy as np
 
@@ -30,20 +29,12 @@ from tests.conftest import silence, tone
 from tests.fakes import FakeAudioOut, FakeTTS
 from tests.providers.fakes import CountingSTT
 from tests.providers.servers import Fault, OpenAIServer
+from tests.unit.test_voice_agent import wait_for
 
 UTTERANCES = 6
 FAULT_FROM = 2  # 0-based: the third utterance
 ENDPOINT = EndpointConfig(speech_start_ms=60, end_of_utterance_silence_ms=300, min_speech_ms=150, pre_roll_ms=150)
 POLICY = RetryPolicy(max_attempts=3, base_delay_s=0.05, max_delay_s=0.2, rng=random.Random(11))
-
-
-def wait_for(cond, timeout_s: float = 15.0) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_cloud_outage_mid_call_loses_no_utterance_and_every_turn_is_answered(store):

@@ -8,10 +8,7 @@ import time
 
 import pytest
 
-from core.config import PROJECT_ROOT
 from core.disposition import Line
-from core.kb.lexical import LexicalIndex
-from core.pack import load_pack
 from core.providers.errors import ErrorKind, ProviderError
 from core.providers.gemini_llm import GeminiBackend, gemini_contents
 from core.providers.llm import LLMAnalyst, LLMResponder
@@ -28,12 +25,6 @@ from core.resilience import (
 from tests.providers.servers import Fault, GeminiServer
 
 POLICY = RetryPolicy(max_attempts=3, base_delay_s=0.05, max_delay_s=0.2, rng=random.Random(5))
-
-
-@pytest.fixture(scope="module")
-def pack_kb():
-    pack = load_pack(PROJECT_ROOT / "packs" / "bank")
-    return pack, LexicalIndex.from_pack(pack)
 
 
 @pytest.fixture
@@ -66,7 +57,7 @@ def reply(responder, text="how do I freeze my card") -> tuple[str, float]:
 def test_gemini_outage_falls_back_then_skips_the_open_circuit(server, pack_kb, fault):
     pack, kb = pack_kb
     chain = Chain("llm", [LLMResponder(backend(server), pack, kb), EmbeddedResponder(pack, kb)],
-                  BreakerRegistry(BreakerConfig(3, 30.0, 1)), POLICY, 1.0)
+                  BreakerRegistry(BreakerConfig(3, 30.0, 1)), POLICY, 1.5)
     responder = FallbackResponder(chain)
     assert reply(responder)[0] == server.reply
     server.fail_always(fault)
@@ -76,7 +67,7 @@ def test_gemini_outage_falls_back_then_skips_the_open_circuit(server, pack_kb, f
     assert reply(responder)[0] and server.count(":streamGenerateContent") == before
     assert responder.status().breakers[0].state is BreakerState.OPEN
     print(f"\n[gemini {fault.kind}{fault.status if fault.kind == 'status' else ''}] fallback switch {switch_ms:.0f} ms")
-    assert switch_ms < 1500
+    assert switch_ms < 2000
 
 
 def test_gemini_errors_keep_kind_and_retry_after(server):

@@ -14,9 +14,6 @@ import time
 import numpy as np
 import pytest
 
-from core.config import PROJECT_ROOT
-from core.kb.lexical import LexicalIndex
-from core.pack import load_pack
 from core.providers.errors import ErrorKind, ProviderError
 from core.providers.llm import LLMAnalyst, LLMResponder
 from core.providers.openai_llm import OpenAIBackend
@@ -46,12 +43,6 @@ QUESTIONS = [
 ]
 POLICY = RetryPolicy(max_attempts=3, base_delay_s=0.05, max_delay_s=0.2, rng=random.Random(3))
 LLM_BUDGET_S = 1.0
-
-
-@pytest.fixture(scope="module")
-def pack_kb():
-    pack = load_pack(PROJECT_ROOT / "packs" / "bank")
-    return pack, LexicalIndex.from_pack(pack)
 
 
 @pytest.fixture
@@ -149,17 +140,10 @@ def test_half_open_probe_brings_the_cloud_back(server, pack_kb):
 
 
 def test_the_prompt_carries_persona_passages_and_history(server, pack_kb):
-    captured = {}
-    original = server.route
-
-    def spy(h, method, path, payload, body, fault):
-        captured.update(payload)
-        original(h, method, path, payload, body, fault)
-
-    server.route = spy
     conversation = Conversation()
     conversation.add("agent", "Hi, this is Nora from Northwind Bank.")
     asyncio.run(turn(responder_chain(server, pack_kb), conversation, "how do I freeze my card"))
+    captured = server.payloads[-1]
     system = captured["messages"][0]["content"]
     assert "Nora" in system and "ONLY from the knowledge-base passages" in system and "[1]" in system
     assert "freeze" in system.lower()  # the retrieved passage is about freezing cards
@@ -204,18 +188,10 @@ def test_structured_intent_disposition_and_summary(server, pack_kb):
 
 
 def test_intent_schema_is_strict_json_schema_with_the_pack_labels(server, pack_kb):
-    captured = {}
-    original = server.route
-
-    def spy(h, method, path, payload, body, fault):
-        captured.update(payload)
-        original(h, method, path, payload, body, fault)
-
-    server.route = spy
     server.json_default = {"ranked": []}
     pack, _ = pack_kb
     assert LLMAnalyst(OpenAIBackend("sk-test", "m", server.base_url), pack).predict("hello").out_of_scope
-    fmt = captured["response_format"]
+    fmt = server.payloads[-1]["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
     enum = fmt["json_schema"]["schema"]["properties"]["ranked"]["items"]["properties"]["label"]["enum"]
     assert set(enum) == {i["id"] for i in pack.intents} | {"out_of_scope"}
