@@ -30,10 +30,9 @@ from core.resilience import (
     RetryPolicy,
 )
 from core.resilience.observe import Stage
-from core.stt import STTEngine
 
 log = logging.getLogger(__name__)
-Factory = Callable[[Settings, Pack, KBSearch | None], Any]
+Factory = Callable[[Settings, Pack | None, KBSearch | None], Any]
 MS_PER_S = 1000.0
 # The SDK's own request timeout: the stage budget bounds the wait for the first token,
 # the timeout bounds a stalled stream after it.
@@ -62,16 +61,16 @@ BACKENDS: dict[str, Callable[[Settings], Any]] = {"openai": _openai_backend, "ge
 
 
 def _llm_responder(name: str) -> Factory:
-    def build(settings: Settings, pack: Pack, kb: KBSearch | None) -> Responder:
+    def build(settings: Settings, pack: Pack | None, kb: KBSearch | None) -> Responder:
         from core.providers.llm import LLMResponder
 
-        assert kb is not None, "an LLM responder retrieves from the KB"
+        assert pack is not None and kb is not None, "an LLM responder speaks for a pack, from its KB"
         return LLMResponder(BACKENDS[name](settings), pack, kb)
 
     return build
 
 
-def _whisper(settings: Settings, pack: Pack, kb: KBSearch | None) -> STTEngine:
+def _whisper(settings: Settings, pack: Pack | None = None, kb: KBSearch | None = None) -> Any:
     from core.providers.whisper_stt import WhisperSTT
 
     return WhisperSTT(
@@ -134,7 +133,7 @@ def chain_names(settings: Settings, stage: Stage) -> list[str]:
 
 
 def build_chain(
-    settings: Settings, stage: Stage, floor: Any, pack: Pack, kb: KBSearch | None = None,
+    settings: Settings, stage: Stage, floor: Any, pack: Pack | None, kb: KBSearch | None = None,
     registry: BreakerRegistry | None = None,
 ) -> Any:
     """``floor`` alone for the offline choice, else a Fallback* wrapper ending at it.
@@ -176,7 +175,7 @@ def _probe_backend(name: str) -> Callable[[Settings, float], str]:
 PROBES: dict[str, Callable[[Settings, float], str]] = {
     "openai": _probe_backend("openai"),
     "gemini": _probe_backend("gemini"),
-    "whisper": lambda settings, timeout_s: str(_whisper(settings, None, None).probe(timeout_s)),  # type: ignore[arg-type]
+    "whisper": lambda settings, timeout_s: str(_whisper(settings).probe(timeout_s)),
 }
 
 
