@@ -136,7 +136,12 @@ class Services:
 
     def new_copilot(self, call_id: str) -> CallCopilot:
         """Copilot state for one call (intent and sentiment models when available)."""
-        return CallCopilot(call_id, self.store, self.kb, self.intent_model(), self.sentiment_model())
+        from core.providers.registry import build_analyst
+
+        # The chosen LLM classifies intents when there is one (the embedded model otherwise).
+        analyst = with_call_events(build_analyst(self.settings, self.pack, self.intent_model), self.store,
+                                   lambda: call_id)
+        return CallCopilot(call_id, self.store, self.kb, analyst, self.sentiment_model())
 
     def intent_model(self) -> IntentModel:
         """Intent detection trained from the pack; predicts None until it is ready."""

@@ -158,13 +158,29 @@ def build_chain(
     return wrapper(chain)
 
 
-def build_analyst(settings: Settings, pack: Pack) -> Any | None:
-    """Intent, disposition and summary from the chosen LLM (None for the embedded models)."""
-    if settings.llm_provider not in BACKENDS:
-        return None
+def build_analyst(settings: Settings, pack: Pack, intent: Callable[[], Any], registry: BreakerRegistry | None = None) -> Any:
+    """Intent, disposition and summary: the chosen LLM's, failing over to the embedded models.
+
+    Args:
+        settings: the LLM choice, budget, retry and breaker settings.
+        pack: intents and dispositions (the labels the answers must use).
+        intent: returns the offline intent model (``predict(text)``), called on first use.
+        registry: breakers (default: the process-wide registry; shared with replies).
+    """
+    from core.resilience.analysis import EmbeddedAnalyst, FallbackAnalyst
+
+    floor = EmbeddedAnalyst(intent, pack.dispositions)
+    names = [n for n in chain_names(settings, "llm") if n in BACKENDS]
+    if not names:
+        return floor
     from core.providers.llm import LLMAnalyst
 
-    return LLMAnalyst(BACKENDS[settings.llm_provider](settings), pack)
+    engines = [LLMAnalyst(BACKENDS[n](settings), pack) for n in names] + [floor]
+    chain: Chain[Any] = Chain(
+        "llm", engines, registry or breaker_registry(settings), retry_policy(settings),
+        settings.llm_budget_ms / MS_PER_S,
+    )
+    return FallbackAnalyst(chain)
 
 
 def _probe_backend(name: str) -> Callable[[Settings, float], str]:

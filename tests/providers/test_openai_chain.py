@@ -242,3 +242,30 @@ def test_whisper_translates_errors_and_is_an_stt_error(server):
         assert isinstance(info.value, ProviderError) and info.value.kind is kind
         if kind is ErrorKind.RATE_LIMIT:
             assert info.value.retry_after_s == 2.0
+
+
+def test_analysis_falls_back_to_the_embedded_models_and_shares_the_reply_circuit(server, pack_kb):
+    from core.disposition import Line
+    from core.intent import IntentPrediction
+    from core.resilience.analysis import EmbeddedAnalyst, FallbackAnalyst
+
+    class OfflineIntent:
+        def predict(self, text: str) -> IntentPrediction:
+            return IntentPrediction("card_freeze", 0.6, (("card_freeze", 0.6),), False)
+
+    pack, _ = pack_kb
+    registry = BreakerRegistry(BreakerConfig(3, 30.0, 1))
+    analyst = FallbackAnalyst(Chain("llm", [LLMAnalyst(OpenAIBackend("sk-test", "m", server.base_url), pack),
+                                            EmbeddedAnalyst(OfflineIntent, pack.dispositions)], registry, POLICY, 1.0))
+    server.json_default = {"ranked": [{"label": "card_lost_stolen", "confidence": 0.9}]}
+    assert analyst.predict("my card is gone").label == "card_lost_stolen"
+    server.fail_always(Fault("status", 500))
+    assert analyst.predict("freeze it").confidence == pytest.approx(0.6)  # the offline model answered
+    requests = server.count("/chat/completions")
+    summary = analyst.summarise([Line(0, "caller", "I lost my card yesterday at the mall"),
+                                 Line(1, "agent", "I have blocked it and ordered a new card.")])
+    assert summary.caller and server.count("/chat/completions") == requests  # circuit open: offline summary
+    # The reply chain on the same registry sees the outage too: no request is made.
+    responder = responder_chain(server, pack_kb, registry=registry)
+    assert asyncio.run(turn(responder, Conversation(), QUESTIONS[0]))[0] != server.reply
+    assert server.count("/chat/completions") == requests

@@ -49,3 +49,20 @@ def test_embedded_default_is_unwrapped_and_unbuilt_adapters_still_say_so(tmp_pat
     if not registry.supported("tts", "elevenlabs"):
         with pytest.raises(NotImplementedError, match="not available yet"):
             build_services(settings(tmp_path, tts_provider="elevenlabs", elevenlabs_api_key="k"), stt=FakeSTT())
+
+
+def test_copilot_intent_comes_from_the_chosen_llm(tmp_path, server):
+    from core.resilience.analysis import FallbackAnalyst
+
+    server.json_default = {"ranked": [{"label": "card_freeze", "confidence": 0.88}]}
+    services = build_services(settings(tmp_path, llm_provider="openai", openai_api_key="sk-test",
+                                       openai_base_url=server.base_url), stt=FakeSTT())
+    call = services.store.create_call("test")
+    services.store.add_segment(call.id, "caller", "can you freeze my card please", 0, 1500)
+    copilot = services.new_copilot(call.id)
+    assert isinstance(copilot._intent, FallbackAnalyst)
+    view = copilot.refresh()
+    assert view is not None and view.intent is not None and view.intent.label == "card_freeze"
+    events = [e.payload for e in services.store.events(call.id, "provider_call")]
+    assert events and events[-1]["provider"] == "openai" and events[-1]["ok"] is True
+    services.store.close()
