@@ -93,7 +93,13 @@ class OpenAIClients:
     def aio(self) -> Any:
         loop = asyncio.get_running_loop()
         if self._async is None or self._loop is not loop:
-            self._async = import_openai().AsyncOpenAI(timeout=self.timeout_s, **self._kwargs)
+            openai = import_openai()
+            # A plain pooled client: the SDK's default one schedules its own close on
+            # whatever loop runs when it is collected, which fails once the call's loop
+            # has closed (each call has its own loop).
+            self._async = openai.AsyncOpenAI(
+                timeout=self.timeout_s, http_client=openai.DefaultAsyncHttpxClient(), **self._kwargs
+            )
             self._loop = loop
         return self._async
 
