@@ -70,6 +70,8 @@ class FallbackAnalyst(ChainFront):
         candidates = chain.candidates()
         last_error: BaseException | None = None
         for pos, index in enumerate(candidates):
+            if not chain.admit(index):
+                continue
             started = time.monotonic()
             attempt = 0
             while True:

@@ -78,6 +78,7 @@ class CircuitBreaker:
         self._consecutive = 0
         self._opened_at = 0.0
         self._probes_in_flight = 0
+        self._probe_started = 0.0
         self._probe_successes = 0
         self._successes = 0
         self._failures = 0
@@ -97,17 +98,40 @@ class CircuitBreaker:
             self._refresh()
             return self._state
 
+    def available(self) -> bool:
+        """Whether :meth:`allow` would let a request through now (no probe is taken)."""
+        with self._lock:
+            self._refresh()
+            if self._state is BreakerState.HALF_OPEN:
+                return self._probes_in_flight < self.config.half_open_probes or self._probe_is_stale()
+            return self._state is BreakerState.CLOSED
+
+    def _probe_is_stale(self) -> bool:
+        # A probe whose request never reported back (the call ended mid-request) must
+        # not keep the circuit half-open for ever: after ``open_s`` another may go.
+        return self._clock() - self._probe_started >= self.config.open_s
+
     def allow(self) -> bool:
-        """Whether a request may go to the provider now (counts a half-open probe)."""
+        """Whether a request may go to the provider now (takes a half-open probe)."""
         with self._lock:
             self._refresh()
             if self._state is BreakerState.CLOSED:
                 return True
-            if self._state is BreakerState.HALF_OPEN and self._probes_in_flight < self.config.half_open_probes:
-                self._probes_in_flight += 1
-                return True
+            if self._state is BreakerState.HALF_OPEN:
+                if self._probes_in_flight >= self.config.half_open_probes and self._probe_is_stale():
+                    self._probes_in_flight = 0
+                if self._probes_in_flight < self.config.half_open_probes:
+                    self._probes_in_flight += 1
+                    self._probe_started = self._clock()
+                    return True
             self._rejected += 1
             return False
+
+    def release(self) -> None:
+        """A request let through by :meth:`allow` ended without an outcome (cancelled)."""
+        with self._lock:
+            if self._state is BreakerState.HALF_OPEN and self._probes_in_flight > 0:
+                self._probes_in_flight -= 1
 
     def record_success(self) -> None:
         with self._lock:

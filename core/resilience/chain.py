@@ -1,8 +1,9 @@
 """The part every fallback chain shares: providers in order, their breakers, the records.
 
 A stage wrapper (:mod:`.reply`, :mod:`.tts`, :mod:`.stt`) asks :meth:`Chain.candidates`
-which providers may serve a request now — those whose breaker lets the request through,
-and always the last one (the offline provider is the floor: it is tried even with its
+which providers may serve a request now — those whose breaker would let the request
+through (:meth:`Chain.admit` takes the slot just before a provider is tried), and always
+the last one (the offline provider is the floor: it is tried even with its
 circuit open) — and reports each outcome back, which updates the breaker and writes the
 observability events.
 """
@@ -97,10 +98,18 @@ class Chain(Generic[T]):
     def breaker(self, index: int) -> CircuitBreaker:
         return self.registry.get(f"{self.stage}:{self.names[index]}")
 
-    def candidates(self, start: int = 0) -> list[int]:
-        """Indices of the providers that may serve now, in order, from ``start``."""
+    def candidates(self) -> list[int]:
+        """Indices of the providers that may serve now, in order (no probe is taken yet)."""
         last = len(self.engines) - 1
-        return [i for i in range(start, len(self.engines)) if i == last or self.breaker(i).allow()]
+        return [i for i in range(len(self.engines)) if i == last or self.breaker(i).available()]
+
+    def admit(self, index: int) -> bool:
+        """Take ``engines[index]``'s slot right before trying it (a half-open probe)."""
+        return index == len(self.engines) - 1 or self.breaker(index).allow()
+
+    def release(self, index: int) -> None:
+        """A request admitted to ``engines[index]`` ended without an outcome (cancelled)."""
+        self.breaker(index).release()
 
     def succeeded(self, index: int, started: float, usage: dict[str, float] | None = None) -> None:
         """``engines[index]`` served the request that began at ``started`` (monotonic)."""

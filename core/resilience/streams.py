@@ -105,33 +105,37 @@ async def failover(
     last_error: BaseException | None = None
     for pos, index in enumerate(candidates):
         is_last = pos == len(candidates) - 1
-        if budget.expired and not is_last:
-            continue  # no time left for a cloud provider: straight to the floor
+        if (budget.expired and not is_last) or not chain.admit(index):
+            continue  # no time left for a cloud provider, or its circuit opened meanwhile
         started = time.monotonic()
         attempt_no = 0
-        while True:
-            attempt_no += 1
-            usage = begin_usage()
-            stream = attempt(index, budget, is_last)
-            try:
-                async for item in stream:
-                    yield item
-            except StreamFailed as failed:
-                last_error = failed.error
-                chain.attempt_failed(index, failed.error)
-                # Never retry mid-stream (the consumer already used part of it), nor
-                # once the breaker has opened: the outage is the next provider's cue.
-                delay = None if failed.mid_stream else chain.policy.delay_before_retry(
-                    failed.error, attempt_no, budget)
-                if delay is not None and chain.breaker(index).state is BreakerState.CLOSED:
-                    await asyncio.sleep(delay)
-                    continue
-                next_index = candidates[pos + 1] if pos + 1 < len(candidates) else None
-                chain.gave_up(index, failed.error, started, next_index)
-                break
-            finally:
-                await close_quietly(stream)
-            usage.add(**(usage_figures or {}))
-            chain.succeeded(index, started, usage.figures)
-            return
+        try:
+            while True:
+                attempt_no += 1
+                usage = begin_usage()
+                stream = attempt(index, budget, is_last)
+                try:
+                    async for item in stream:
+                        yield item
+                except StreamFailed as failed:
+                    last_error = failed.error
+                    chain.attempt_failed(index, failed.error)
+                    # Never retry mid-stream (the consumer already used part of it), nor
+                    # once the breaker has opened: the outage is the next provider's cue.
+                    delay = None if failed.mid_stream else chain.policy.delay_before_retry(
+                        failed.error, attempt_no, budget)
+                    if delay is not None and chain.breaker(index).state is BreakerState.CLOSED:
+                        await asyncio.sleep(delay)
+                        continue
+                    next_index = candidates[pos + 1] if pos + 1 < len(candidates) else None
+                    chain.gave_up(index, failed.error, started, next_index)
+                    break
+                finally:
+                    await close_quietly(stream)
+                usage.add(**(usage_figures or {}))
+                chain.succeeded(index, started, usage.figures)
+                return
+        except BaseException:  # cancelled (barge-in) or closed by the consumer: no outcome
+            chain.release(index)
+            raise
     raise ChainExhausted(last_error)

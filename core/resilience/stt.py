@@ -70,6 +70,8 @@ class FallbackUtterance:
         self._started = time.monotonic()
         self._stream: UtteranceStream | None = None
         self._last_error: BaseException | None = None
+        self._admitted: set[int] = set()
+        self._done = False
         self._connect()
 
     @property
@@ -80,9 +82,15 @@ class FallbackUtterance:
     def _connect(self) -> None:
         """Open a stream on the current engine and replay the audio; fail over as needed."""
         while self._pos < len(self._candidates):
+            index = self._candidates[self._pos]
+            if index not in self._admitted:
+                if not self._chain.admit(index):
+                    self._pos += 1
+                    continue
+                self._admitted.add(index)
             self._attempt += 1
             try:
-                stream = self._chain.engines[self._candidates[self._pos]].open()
+                stream = self._chain.engines[index].open()
                 for chunk in self._audio:
                     stream.accept(chunk)
             except STREAM_ERRORS as exc:
@@ -166,9 +174,13 @@ class FallbackUtterance:
             seconds = sum(c.size for c in self._audio) / self._rate
             usage.add(stt_seconds=round(seconds, 3))
             self._chain.succeeded(self._candidates[self._pos], self._started, usage.figures)
+            self._done = True
             return transcript
 
     def cancel(self) -> None:
+        if not self._done and self._pos < len(self._candidates):
+            self._chain.release(self._candidates[self._pos])  # a half-open probe with no outcome
+        self._done = True
         if self._stream is not None:
             with contextlib.suppress(*STREAM_ERRORS):  # the utterance is being dropped anyway
                 self._stream.cancel()

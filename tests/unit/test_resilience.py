@@ -247,3 +247,39 @@ def test_one_provider_call_event_per_provider_per_request_and_usage(store):
     feed(stt, 50)
     usage = {e.payload["stage"]: e.payload for e in store.events(call_id, "usage")}
     assert usage["tts"]["tts_chars"] == 11 and usage["stt"]["stt_seconds"] == pytest.approx(1.0)
+
+
+def test_a_probe_cancelled_by_barge_in_is_released_and_a_lost_one_expires():
+    clock = Clock()
+    breaker = CircuitBreaker("llm:x", BreakerConfig(1, 5.0, 1), clock)
+    breaker.record_failure(ErrorKind.SERVER)
+    clock.now += 5.0
+    assert breaker.allow() and not breaker.available()
+    breaker.release()  # the request was cancelled: no outcome
+    assert breaker.available() and breaker.allow()
+    clock.now += 5.0  # that probe never reported back
+    assert breaker.available() and breaker.allow() and breaker.state is BreakerState.HALF_OPEN
+
+
+def test_cancelling_a_reply_mid_probe_frees_the_probe():
+    slow = ScriptedResponder("cloud", "one two three four", word_delay_s=0.2)
+    responder = FallbackResponder(chain("llm", [slow, ScriptedResponder("local", "Floor.")], open_s=0.0))
+    breaker = responder.chain.breaker(0)
+    breaker.trip("outage")  # open_s=0: half-open at once
+
+    async def barge_in() -> None:
+        stream = responder.stream(Conversation())
+        assert (await stream.__anext__()).strip() == "one"
+        await stream.aclose()
+
+    asyncio.run(barge_in())
+    assert breaker.state is BreakerState.HALF_OPEN and breaker.available()
+
+
+def test_an_unused_half_open_provider_keeps_its_probe():
+    first = ScriptedResponder("first", "First.")
+    second = ScriptedResponder("second", "Second.")
+    responder = FallbackResponder(chain("llm", [first, second, ScriptedResponder("floor", "Floor.")], open_s=0.0))
+    responder.chain.breaker(1).trip("outage")
+    assert reply_of(responder).strip() == "First."
+    assert responder.chain.breaker(1).available() and second.calls == 0
