@@ -101,9 +101,10 @@ def build_tts(settings: Settings, pack: Pack | None = None) -> TTSEngine:
 
 
 class _CallRef:
-    """The call id of a session built after what reports against it (set on start)."""
+    """The call id of a session, read when an event is written (the id exists once it starts)."""
 
-    session: VoiceSession | None = None
+    def __init__(self, session: VoiceSession | None = None):
+        self.session = session
 
     def get(self) -> str | None:
         return self.session.call_id if self.session is not None else None
@@ -215,7 +216,7 @@ class Services:
     ) -> VoiceSession:
         """A voice session with the spoken agent attached (greets, replies, barge-in)."""
         session = self._session(source, metadata)
-        call_id = lambda: session.call_id  # noqa: E731 - the id exists once the session starts
+        call_id = _CallRef(session).get
         agent = VoiceAgent(
             session,
             with_call_events(self.new_responder(), self.store, call_id),
@@ -251,7 +252,7 @@ def build_services(settings: Settings, stt: STTEngine | None = None) -> Services
 
     for stage, embedded in EMBEDDED.items():
         chosen = getattr(settings, stage)
-        if chosen != embedded and not supported(stage.split("_")[0], chosen):  # type: ignore[arg-type]
+        if chosen != embedded and not supported(stage.removesuffix("_provider"), chosen):
             raise NotImplementedError(
                 f"{stage.upper()}={chosen} is not available yet: unset "
                 f"VC_{stage.upper()} to use the embedded {embedded}"

@@ -108,9 +108,9 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def supported(stage: Stage, provider: str) -> bool:
-    """Whether an adapter for ``provider`` is registered for ``stage``."""
-    return provider in FACTORIES[stage]
+def supported(stage: str, provider: str) -> bool:
+    """Whether an adapter for ``provider`` is registered for ``stage`` (False for other stages)."""
+    return stage in FACTORIES and provider in FACTORIES[stage]  # type: ignore[index]
 
 
 def chain_names(settings: Settings, stage: Stage) -> list[str]:

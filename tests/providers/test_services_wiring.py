@@ -66,3 +66,8 @@ def test_copilot_intent_comes_from_the_chosen_llm(tmp_path, server):
     events = [e.payload for e in services.store.events(call.id, "provider_call")]
     assert events and events[-1]["provider"] == "openai" and events[-1]["ok"] is True
     services.store.close()
+
+
+def test_a_store_without_an_adapter_is_still_a_clear_error(tmp_path):
+    with pytest.raises(NotImplementedError, match="STORE_PROVIDER=postgres is not available yet"):
+        build_services(settings(tmp_path, store_provider="postgres", database_url="postgresql://x"), stt=FakeSTT())

@@ -148,7 +148,7 @@ def test_a_slow_first_token_times_out_at_the_budget():
                                         policy=RetryPolicy(max_attempts=1)))
     started = time.monotonic()
     assert reply_of(responder).strip() == "Floor."
-    assert 0.3 <= time.monotonic() - started < 0.8
+    assert 0.3 <= time.monotonic() - started < 1.5
 
 
 def test_mid_stream_failure_continues_without_repeating_what_was_said():
