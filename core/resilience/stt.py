@@ -142,14 +142,22 @@ class FallbackUtterance:
             self._recover(exc)
 
     def partial(self) -> str:
-        if self._stream is None:
-            self._connect()
-        assert self._stream is not None
+        """The words so far; never raises (a failure here moves on and shows nothing yet).
+
+        The session does not guard partials the way it guards ``accept`` and ``finish``,
+        and a missing partial costs nothing: the utterance's audio is still kept.
+        """
         try:
-            return self._stream.partial()
-        except STREAM_ERRORS as exc:
-            self._recover(exc)
-            return ""
+            if self._stream is None:
+                self._connect()
+            assert self._stream is not None
+            try:
+                return self._stream.partial()
+            except STREAM_ERRORS as exc:
+                self._recover(exc)
+        except STTError:
+            pass  # no engine left: ``accept``/``finish`` report it where the session expects
+        return ""
 
     def finish(self) -> Transcript:
         """The transcript from the serving engine, or the next one on failure.

@@ -283,3 +283,12 @@ def test_an_unused_half_open_provider_keeps_its_probe():
     responder.chain.breaker(1).trip("outage")
     assert reply_of(responder).strip() == "First."
     assert responder.chain.breaker(1).available() and second.calls == 0
+
+
+def test_partial_never_raises_even_with_every_engine_down():
+    engines = [CountingSTT(n, fail_on="partial", fail_kind=ErrorKind.AUTH) for n in ("a", "b")]
+    stream = FallbackSTT(chain("stt", engines)).open()
+    stream.accept(np.ones(320, np.int16))
+    assert stream.partial() == "" and stream.partial() == ""  # a, then b, gave up
+    with pytest.raises(STTError):
+        stream.accept(np.ones(320, np.int16))
