@@ -198,8 +198,14 @@ PROBES: dict[str, Callable[[Settings, float], str]] = {
 def probe(settings: Settings, provider: str) -> str:
     """A cheap authenticated request to ``provider``, bounded by ``VC_HEALTH_PROBE_TIMEOUT_S``.
 
+    Returns:
+        What the provider answered (e.g. how many models it lists), or that no check
+        is registered for it (offline providers need none).
+
     Raises:
         ProviderError: unreachable, or the key is refused.
-        KeyError: no probe for that provider (the offline ones need none).
     """
-    return PROBES[provider](settings, settings.health_probe_timeout_s)
+    check = PROBES.get(provider)
+    if check is None:
+        return f"no health check registered for {provider}"
+    return check(settings, settings.health_probe_timeout_s)
