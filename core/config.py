@@ -112,6 +112,34 @@ class Settings(BaseSettings):
     kb_supabase_tags_column: str = Field(default="tags", description="empty: the table has none")
     kb_supabase_category_column: str = Field(default="", description="empty: the table has none")
 
+    # --- cloud providers: endpoints, models, resilience -------------------------
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url"),
+        description="OpenAI-compatible endpoint (default: the SDK's own)",
+    )
+    openai_model: str = "gpt-4o-mini"
+    openai_stt_model: str = "whisper-1"
+    gemini_base_url: str | None = Field(default=None, description="Gemini endpoint (tests, proxies)")
+    gemini_model: str = "gemini-2.5-flash"
+    llm_fallbacks: str = Field(
+        default="", description="Comma-separated LLM providers tried before the embedded one"
+    )
+    stt_budget_ms: int = Field(default=4000, ge=200, le=60000, description="Transcript wait per utterance")
+    llm_budget_ms: int = Field(default=4000, ge=200, le=60000, description="First reply token per turn")
+    tts_budget_ms: int = Field(default=3000, ge=200, le=60000, description="First audio per piece")
+    retry_max_attempts: int = Field(default=3, ge=1, le=10, description="Tries per provider per request")
+    retry_base_delay_ms: int = Field(default=200, ge=0, le=10000)
+    retry_max_delay_ms: int = Field(default=2000, ge=0, le=60000)
+    breaker_failure_threshold: int = Field(
+        default=3, ge=1, le=100, description="Consecutive failures that open a provider's circuit"
+    )
+    breaker_open_s: float = Field(default=30.0, ge=0.0, le=3600.0, description="Open before a probe")
+    breaker_half_open_probes: int = Field(
+        default=1, ge=1, le=10, description="Successful probes that close the circuit again"
+    )
+    health_probe_timeout_s: float = Field(default=5.0, ge=0.5, le=60.0)
+
     # --- voice activity / end of utterance --------------------------------------
     vad_mode: int = Field(default=3, ge=0, le=3, description="VAD aggressiveness 0-3")
     vad_speech_threshold_db: float = Field(

@@ -27,8 +27,10 @@ from core.observability import init_error_reporting
 from core.pack import Article, Pack, load_pack
 from core.pii import Redactor
 from core.recording import recorder_factory
-from core.reply import Conversation
+from core.reply import Conversation, Responder
 from core.reply.embedded import EmbeddedResponder
+from core.resilience import ChainStatus
+from core.resilience.observe import with_call_events
 from core.session import STALE_CALL_AFTER_S, VoiceSession
 from core.store import Store
 from core.stt import STTEngine
@@ -56,16 +58,14 @@ def open_store(settings: Settings) -> Store:
 
 
 def build_stt(settings: Settings, pack: Pack, articles: Sequence[Article] | None = None) -> STTEngine:
-    if settings.stt_provider == "pocketsphinx":
-        from core.stt.pocketsphinx_stt import build_engine
+    """Pocketsphinx, or a fallback chain from the chosen cloud recogniser down to it."""
+    from core.providers.registry import build_chain, supported
+    from core.stt.pocketsphinx_stt import build_engine
 
-        texts = speech_texts(pack.articles if articles is None else articles)
-        return build_engine(settings, texts, list(pack.phrases))
-    if settings.stt_provider == "deepgram":
-        from core.providers.deepgram_stt import build_deepgram_stt
-
-        return build_deepgram_stt(settings, [*pack.phrases, *(a.title for a in pack.articles)])
-    raise NotImplementedError(f"STT provider {settings.stt_provider!r} is not available yet")
+    if settings.stt_provider != "pocketsphinx" and not supported("stt", settings.stt_provider):
+        raise NotImplementedError(f"STT provider {settings.stt_provider!r} is not available yet")
+    texts = speech_texts(pack.articles if articles is None else articles)
+    return build_chain(settings, "stt", build_engine(settings, texts, list(pack.phrases)), pack)  # type: ignore[no-any-return]
 
 
 class BackgroundModel:
@@ -107,16 +107,25 @@ class BackgroundModel:
         return self._model.predict(text) if self._model is not None else None
 
 
-def build_tts(settings: Settings) -> TTSEngine:
-    if settings.tts_provider == "espeak":
-        from core.tts.espeak import EspeakTTS
+def build_tts(settings: Settings, pack: Pack | None = None) -> TTSEngine:
+    """Espeak-ng, or a fallback chain from the chosen cloud synthesiser down to it."""
+    from core.providers.registry import build_chain, supported
+    from core.tts.espeak import EspeakTTS
 
-        return EspeakTTS(voice=settings.tts_voice, rate_wpm=settings.tts_rate_wpm)
-    if settings.tts_provider == "elevenlabs":
-        from core.providers.elevenlabs_tts import build_elevenlabs_tts
+    if settings.tts_provider != "espeak" and not supported("tts", settings.tts_provider):
+        raise NotImplementedError(f"TTS provider {settings.tts_provider!r} is not available yet")
+    floor = EspeakTTS(voice=settings.tts_voice, rate_wpm=settings.tts_rate_wpm)
+    return build_chain(settings, "tts", floor, pack)  # type: ignore[no-any-return]
 
-        return build_elevenlabs_tts(settings)
-    raise NotImplementedError(f"TTS provider {settings.tts_provider!r} is not available yet")
+
+class _CallRef:
+    """The call id of a session, read when an event is written (the id exists once it starts)."""
+
+    def __init__(self, session: VoiceSession | None = None):
+        self.session = session
+
+    def get(self) -> str | None:
+        return self.session.call_id if self.session is not None else None
 
 
 @dataclass
@@ -137,6 +146,7 @@ class Services:
     _semantic: BackgroundModel | None = None
     _disposition: BackgroundModel | None = None
     _sentiment: SentimentModel | None = None
+    _status_responder: Any = None
 
     @property
     def tts(self) -> TTSEngine:
@@ -144,14 +154,19 @@ class Services:
         if self._tts is None:
             with self._lock:
                 if self._tts is None:
-                    self._tts = build_tts(self.settings)
+                    self._tts = build_tts(self.settings, self.pack)
         return self._tts
 
     def new_copilot(self, call_id: str) -> CallCopilot:
         """Copilot state for one call (intent and sentiment models when available)."""
         self.start_semantic_search()
         self.disposition_model()  # ready by the time the call ends
-        return CallCopilot(call_id, self.store, self.kb, self.intent_model(), self.sentiment_model())
+        from core.providers.registry import build_analyst
+
+        # The chosen LLM classifies intents when there is one (the embedded model otherwise).
+        analyst = with_call_events(build_analyst(self.settings, self.pack, self.intent_model), self.store,
+                                   lambda: call_id)
+        return CallCopilot(call_id, self.store, self.kb, analyst, self.sentiment_model())
 
     def warm_up(self) -> None:
         """Start every background model build now, so the first call finds them ready."""
@@ -224,13 +239,31 @@ class Services:
                 self._sentiment = SentimentScorer()
             return self._sentiment
 
-    def new_responder(self) -> EmbeddedResponder:
+    def new_responder(self) -> Responder:
+        """The embedded responder, or a fallback chain from the chosen LLM down to it.
+
+        One per call: an LLM client belongs to the event loop of the call it serves.
+        """
+        from core.providers.registry import build_chain
+
+        return build_chain(self.settings, "llm", self._embedded_responder(), self.pack, self.kb)  # type: ignore[no-any-return]
+
+    def _embedded_responder(self) -> EmbeddedResponder:
+        """The offline, KB-grounded responder (the floor of every reply chain)."""
         return EmbeddedResponder(self.knowledge.pack_view(self.pack), self.reply_kb, self.intent_model())
 
+    def provider_status(self) -> list[ChainStatus]:
+        """Each stage served by a fallback chain: providers, who serves, breaker states."""
+        if self._status_responder is None:
+            self._status_responder = self.new_responder()
+        engines = (self.stt, self.tts, self._status_responder)
+        return [e.status() for e in engines if hasattr(e, "status")]
+
     def _session(self, source: str, metadata: dict[str, Any] | None) -> VoiceSession:
-        return VoiceSession(
+        call = _CallRef()
+        session = VoiceSession(
             self.store,
-            self.stt,
+            with_call_events(self.stt, self.store, call.get),
             self.endpointer_factory,
             source=source,
             metadata=metadata,
@@ -238,6 +271,8 @@ class Services:
             redact=Redactor(self.settings.pii_redaction),
             recorder=recorder_factory(self.settings.recordings_dir) if self.settings.record_calls else None,
         )
+        call.session = session
+        return session
 
     def _register(self, session: VoiceSession, agent: VoiceAgent | None = None) -> None:
         call_id = session.call_id or ""
@@ -266,10 +301,11 @@ class Services:
     ) -> VoiceSession:
         """A voice session with the spoken agent attached (greets, replies, barge-in)."""
         session = self._session(source, metadata)
+        call_id = _CallRef(session).get
         agent = VoiceAgent(
             session,
-            self.new_responder(),
-            self.tts,
+            with_call_events(self.new_responder(), self.store, call_id),
+            with_call_events(self.tts, self.store, call_id),
             audio_out,
             self.store,
             Conversation,
@@ -297,10 +333,13 @@ def build_services(settings: Settings, stt: STTEngine | None = None) -> Services
     Raises:
         NotImplementedError: a provider was chosen whose adapter is not built yet.
     """
+    from core.providers.registry import supported
+
     for stage, embedded in EMBEDDED.items():
-        if getattr(settings, stage) != embedded:
+        chosen = getattr(settings, stage)
+        if chosen != embedded and not supported(stage.removesuffix("_provider"), chosen):
             raise NotImplementedError(
-                f"{stage.upper()}={getattr(settings, stage)} is not available yet: unset "
+                f"{stage.upper()}={chosen} is not available yet: unset "
                 f"VC_{stage.upper()} to use the embedded {embedded}"
             )
     init_error_reporting(settings)  # once per process; off without SENTRY_DSN

@@ -6,7 +6,9 @@ import importlib.metadata as md
 
 import streamlit as st
 
+from components.providers import render_provider_chains
 from components.runtime import get_services
+from core.providers import registry
 
 services = get_services()
 settings = services.settings
@@ -17,6 +19,22 @@ cols[0].metric("Speech to text", settings.stt_provider)
 cols[1].metric("Replies", settings.llm_provider)
 cols[2].metric("Text to speech", settings.tts_provider)
 cols[3].metric("Store", settings.store_provider)
+
+st.subheader("Providers and fallbacks")
+chains = services.provider_status()
+chained = {c.stage for c in chains}
+offline = {stage: getattr(settings, f"{stage}_provider") for stage in ("stt", "llm", "tts") if stage not in chained}
+masked = settings.masked()
+keys = {name: str(masked.get(key) or "not set") for name, key in registry.KEY_OF_PROVIDER.items()}
+checks: dict[str, str] = st.session_state.setdefault("provider_checks", {})
+pressed = render_provider_chains(chains, offline, keys, checks)
+if pressed is not None:
+    with st.spinner(f"Checking {pressed}…"):
+        try:
+            checks[pressed] = f"✅ {registry.probe(settings, pressed)}"
+        except Exception as exc:  # shown next to the button, never breaks the page
+            checks[pressed] = f"❌ {exc}"
+    st.rerun()
 
 st.subheader("Store")
 try:

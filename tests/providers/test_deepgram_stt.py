@@ -326,7 +326,12 @@ def test_services_build_the_cloud_speech_engines(tmp_path: Path):
         deepgram_api_key=KEY,
         elevenlabs_api_key="xi-key",
         data_dir=tmp_path,
+        cache_dir=ROOT / "data" / "test-cache" / "cache",
     )
+    # each is the head of a fallback chain that ends at the offline engine
     stt = build_stt(settings, load_pack(ROOT / "packs" / "bank"))
-    assert isinstance(stt, DeepgramSTT) and "northwind" in stt.keyterms
-    assert isinstance(build_tts(settings), ElevenLabsTTS)
+    primary, *rest = stt.chain.engines
+    assert isinstance(primary, DeepgramSTT) and "northwind" in primary.keyterms
+    assert [type(e).__name__ for e in rest] == ["PocketsphinxEngine"]
+    tts_primary, *tts_rest = build_tts(settings).chain.engines
+    assert isinstance(tts_primary, ElevenLabsTTS) and [type(e).__name__ for e in tts_rest] == ["EspeakTTS"]

@@ -1,0 +1,68 @@
+"""Settings choose the chains: cloud first, offline last, events per call, health probes."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.config import Settings
+from core.providers import registry
+from core.providers.errors import ProviderError
+from core.resilience import FallbackResponder
+from core.services import build_services
+from tests.fakes import FakeSTT
+from tests.providers.servers import Fault, OpenAIServer
+
+
+@pytest.fixture
+def server():
+    with OpenAIServer() as s:
+        yield s
+
+
+def settings(tmp_path, **values) -> Settings:
+    return Settings(data_dir=tmp_path, **values)
+
+
+def test_openai_llm_builds_a_chain_ending_at_the_embedded_responder(tmp_path, server):
+    services = build_services(settings(tmp_path, llm_provider="openai", openai_api_key="sk-test",
+                                       openai_base_url=server.base_url), stt=FakeSTT())
+    responder = services.new_responder()
+    assert isinstance(responder, FallbackResponder) and responder.chain.names == ("openai", "embedded")
+    stages = {s.stage: s for s in services.provider_status()}
+    assert stages["llm"].providers == ("openai", "embedded") and not stages["llm"].degraded
+    assert "models" in registry.probe(services.settings, "openai")
+    server.fail_next(Fault("status", 401))
+    with pytest.raises(ProviderError):
+        registry.probe(services.settings, "openai")
+    services.store.close()
+
+
+def test_gemini_then_openai_fallbacks_in_order(tmp_path):
+    s = settings(tmp_path, llm_provider="gemini", gemini_api_key="g", openai_api_key="sk", llm_fallbacks="openai, nope")
+    assert registry.chain_names(s, "llm") == ["gemini", "openai"]  # unknown provider left out
+
+
+def test_embedded_default_is_unwrapped_and_unbuilt_adapters_still_say_so(tmp_path):
+    services = build_services(settings(tmp_path), stt=FakeSTT())
+    assert type(services.new_responder()).__name__ == "EmbeddedResponder" and services.provider_status() == []
+    services.store.close()
+    if not registry.supported("tts", "elevenlabs"):
+        with pytest.raises(NotImplementedError, match="not available yet"):
+            build_services(settings(tmp_path, tts_provider="elevenlabs", elevenlabs_api_key="k"), stt=FakeSTT())
+
+
+def test_copilot_intent_comes_from_the_chosen_llm(tmp_path, server):
+    from core.resilience.analysis import FallbackAnalyst
+
+    server.json_default = {"ranked": [{"label": "card_freeze", "confidence": 0.88}]}
+    services = build_services(settings(tmp_path, llm_provider="openai", openai_api_key="sk-test",
+                                       openai_base_url=server.base_url), stt=FakeSTT())
+    call = services.store.create_call("test")
+    services.store.add_segment(call.id, "caller", "can you freeze my card please", 0, 1500)
+    copilot = services.new_copilot(call.id)
+    assert isinstance(copilot._intent, FallbackAnalyst)
+    view = copilot.refresh()
+    assert view is not None and view.intent is not None and view.intent.label == "card_freeze"
+    events = [e.payload for e in services.store.events(call.id, "provider_call")]
+    assert events and events[-1]["provider"] == "openai" and events[-1]["ok"] is True
+    services.store.close()
