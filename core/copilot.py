@@ -74,6 +74,7 @@ class _State:
     sentiment: list[SentimentPoint] = field(default_factory=list)
     suggestions: tuple[str, ...] = ()
     logged_articles: set[str] = field(default_factory=set)
+    logged_suggestions: set[str] = field(default_factory=set)
 
 
 def _hit_to_surfaced(hit: SearchHit) -> Surfaced:
@@ -168,6 +169,10 @@ class CallCopilot:
             if shown:
                 st.logged_articles.update(shown)
                 self._store.add_event(self.call_id, "kb_shown", {"articles": shown})
+            offered = [t for t in st.suggestions if t not in st.logged_suggestions]
+            if offered:
+                st.logged_suggestions.update(offered)
+                self._store.add_event(self.call_id, "suggestions_shown", {"replies": offered})
 
     def _update_intent(self, segments: Sequence[SegmentRecord]) -> None:
         """The caller's intent from their last two turns (unchanged while the model loads)."""

@@ -34,6 +34,8 @@ def test_copilot_follows_a_call_from_the_store(store):
     assert len(view.articles) <= 3 and view.articles[0].passage and view.articles[0].why
     assert view.intent.label == "duplicate_charge" and view.sentiment[0].label == "neutral"
     assert view.suggestions and all(len(s.split()) >= 5 for s in view.suggestions)
+    shown = store.events(call.id, "suggestions_shown")
+    assert len(shown) == 1 and shown[0].payload["replies"] == list(view.suggestions)
     # a follow-up on the same topic keeps the same top article (no flicker)
     store.add_segment(call.id, "agent", "I can look into that.", 2100, 3000)
     store.add_segment(call.id, "caller", "it was forty two dollars yesterday", 3100, 4500)
