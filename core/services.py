@@ -18,8 +18,7 @@ from core.config import Settings
 from core.copilot import CallCopilot, IntentModel, SentimentModel
 from core.disposition import DispositionClassifier, Taxonomy
 from core.intent import IntentClassifier
-from core.kb import KBSearch
-from core.kb import MirroredIndex
+from core.kb import KBSearch, MirroredIndex
 from core.kb.admin import KnowledgeBase, as_article, seed_from_pack, speech_texts
 from core.kb.hybrid import HybridSearch
 from core.kb.lexical import LexicalIndex
@@ -35,6 +34,7 @@ from core.session import STALE_CALL_AFTER_S, VoiceSession
 from core.store import Store
 from core.stt import STTEngine
 from core.stt.refresh import ModelFiles, SpeechModelRefresher, SwappableEngine
+from core.threads import lower_this_threads_priority
 from core.tts import TTSEngine
 from core.vad import Endpointer, make_endpointer
 from core.wrapup import WrapUp, propose_wrapup, stored_proposal
@@ -83,6 +83,7 @@ class BackgroundModel:
         atexit.register(self._exiting.set)  # runs first (LIFO): the build ends quietly
 
     def _build(self, build: Callable[[], Any]) -> None:
+        lower_this_threads_priority()
         try:
             self._model = build()
         except Exception as exc:  # shown as "no intent" rather than breaking the page

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.stt import STTEngine, UtteranceStream
+from core.threads import lower_this_threads_priority
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,7 @@ class SpeechModelRefresher:
             return None
 
     def _run(self) -> None:
+        lower_this_threads_priority()
         while (texts := self._next()) is not None:
             t = time.perf_counter()
             try:
