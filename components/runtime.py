@@ -26,13 +26,13 @@ def _secrets_overrides() -> dict[str, Any]:
         return {}
 
 
-@st.cache_resource(show_spinner="Loading speech models…")
+@st.cache_resource(show_spinner="Loading speech and language models…")
 def _services(data_dir_env: str) -> Services:
     """One per process (and per VC_DATA_DIR, so tests can point at their own)."""
     settings = load_settings(_secrets_overrides())
     configure_logging(settings.log_level)
     services = build_services(settings)
-    services.warm_up()  # models load in the background while the first page renders
+    services.warm_up()  # the sentence model now; the rest in the background
     return services
 
 

@@ -7,6 +7,7 @@ build their own with fakes.
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -169,11 +170,32 @@ class Services:
                                    lambda: call_id)
         return CallCopilot(call_id, self.store, self.kb, analyst, self.sentiment_model())
 
-    def warm_up(self) -> None:
-        """Start every background model build now, so the first call finds them ready."""
+    def warm_up(self, load_embeddings: bool = True) -> None:
+        """Get the models ready before the first call instead of during it.
+
+        Loading the sentence model (importing torch) is seconds of pure-Python work that
+        holds the interpreter lock; done while a call streams audio in this process, it
+        starves the call (stalled agent audio, late endpointing). So it happens here, on
+        the caller's thread, and only the lighter builds (intent training, KB and label
+        encoding) go to background threads.
+
+        Args:
+            load_embeddings: load the sentence model now (skip in tests that do not need it).
+        """
+        from core import embeddings
+
+        if load_embeddings and embeddings.available():
+            try:
+                embeddings.get_embedder().embed(["warm up"])
+            except embeddings.EmbeddingsUnavailable as exc:
+                log.warning("running without sentence embeddings: %s", exc)
         self.intent_model()
         self.start_semantic_search()
         self.disposition_model()
+        # Everything loaded so far lives as long as the process: keep the collector from
+        # walking it again and again (a full pass over torch's objects takes long enough
+        # to hold up a call's audio).
+        gc.freeze()
 
     def start_semantic_search(self) -> BackgroundModel:
         """Load the sentence model off the caller's thread and add meaning to KB search.
