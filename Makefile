@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 PORT   ?= 8501
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-e2e lint eval clean system-deps
+.PHONY: help run test test-unit test-e2e lint eval bench clean system-deps
 
 help:
 	@echo "make run        install into $(VENV) and start the app on http://127.0.0.1:$(PORT)"
 	@echo "make test       install everything and run the whole test suite"
 	@echo "make eval       speech, KB, disposition and intent evaluation on ../shared/data"
+	@echo "make bench      latency, overhead, concurrency, copilot and start-up benchmarks (docs/performance.md)"
 	@echo "make lint       ruff"
 
 # torch first, pinned: that exact version resolves to a CPU build here; anything that
@@ -64,6 +65,10 @@ eval: $(VENV)/.runtime
 	$(BIN)/python -m core.eval kb --docs ../shared/data/kb/doc2dial_docs.jsonl --queries ../shared/data/kb/doc2dial_queries.jsonl
 	$(BIN)/python -m core.eval disposition --calls ../shared/data/calls/hvb_calls.jsonl
 	$(BIN)/python -m core.eval intent --train ../shared/data/intent/banking77_train.csv --split 0.2
+
+# Prints one table and writes the figures to bench-results/ (BENCH_ARGS=--quick: a short run).
+bench: $(VENV)/.runtime
+	$(BIN)/python -m core.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

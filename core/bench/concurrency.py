@@ -164,9 +164,13 @@ def run_level(
     }
 
 
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def sweep(
     services: Services, stt: STTEngine, levels: tuple[int, ...], seconds: float,
-    log: Callable[[str], None] = print, prewarm: bool = False,
+    log: Callable[[str], None] = _progress, prewarm: bool = False,
 ) -> dict[str, Any]:
     """Run levels in order until :data:`STOP_AFTER_FAILED_LEVELS` in a row miss real time."""
     audio = call_audio(services)
@@ -208,7 +212,7 @@ def deepgram_in_child(seed: int = 0) -> Iterator[str]:
 
 def run(
     modes: tuple[str, ...] = ("offline", "cloud"), levels: tuple[int, ...] = LEVELS,
-    seconds: float = AUDIO_S, log: Callable[[str], None] = print,
+    seconds: float = AUDIO_S, log: Callable[[str], None] = _progress,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"real_time_lag_p95_ms": REAL_TIME_LAG_P95_MS, "caller_pause_s": CALLER_PAUSE_S}
     with tempfile.TemporaryDirectory() as tmp:
