@@ -114,3 +114,11 @@ def test_runner_table_and_machine_info():
     }
     text = table(results)
     assert "overhead over providers" in text and "most real-time sessions" in text
+
+
+@pytest.mark.slow
+def test_startup_serves_the_page_and_runs_it(data_dir):
+    from core.bench.startup import server_run
+
+    figures = server_run(timeout_s=120)
+    assert 0 < figures["page_served_s"] <= figures["first_page_run_s"]
