@@ -20,14 +20,12 @@ the adapters and SDKs, chunking, resampling) adds to the providers'.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from core.bench.report import emit, pct
 from core.bench.simulated import (
     Delays,
     LatencyProfile,
@@ -45,9 +43,6 @@ from core.services import build_services
 SIMULATED_KEY = "simulated"
 WARMUP_TURNS = 1  # the process's first turn pays one-off set-up (SDK clients, imports)
 
-
-def _pct(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
 
 
 def run(turns: int = 50, seed: int = 0, scale: float = 1.0) -> dict[str, Any]:
@@ -104,20 +99,20 @@ def run(turns: int = 50, seed: int = 0, scale: float = 1.0) -> dict[str, Any]:
         "matched_turns": len(overhead),
         "warmup_turns_excluded": WARMUP_TURNS,
         "end_of_utterance_silence_ms": silence_ms,
-        "injected_total_p50": _pct(injected_totals, 50),
+        "injected_total_p50": pct(injected_totals, 50),
         "profile": {
             "stt_final_ms": "normal(300, 50)",
             "llm_first_token_ms": "normal(400, 100), simulated in-process",
             "tts_first_audio_ms": "uniform(100, 300)",
             "scale": scale,
         },
-        **{f"overhead_ms_p{q}": _pct(overhead, q) for q in (50, 95)},
-        **{f"overhead_endpointing_ms_p{q}": _pct(endpoint_extra, q) for q in (50, 95)},
-        **{f"overhead_stt_ms_p{q}": _pct(stt_extra, q) for q in (50, 95)},
-        **{f"overhead_reply_ms_p{q}": _pct(llm_extra, q) for q in (50, 95)},
-        **{f"overhead_tts_ms_p{q}": _pct(tts_extra, q) for q in (50, 95)},
-        **{f"first_clause_wait_ms_p{q}": _pct(clause_wait, q) for q in (50, 95)},
-        **{f"overhead_without_clause_ms_p{q}": _pct(without_clause, q) for q in (50, 95)},
+        **{f"overhead_ms_p{q}": pct(overhead, q) for q in (50, 95)},
+        **{f"overhead_endpointing_ms_p{q}": pct(endpoint_extra, q) for q in (50, 95)},
+        **{f"overhead_stt_ms_p{q}": pct(stt_extra, q) for q in (50, 95)},
+        **{f"overhead_reply_ms_p{q}": pct(llm_extra, q) for q in (50, 95)},
+        **{f"overhead_tts_ms_p{q}": pct(tts_extra, q) for q in (50, 95)},
+        **{f"first_clause_wait_ms_p{q}": pct(clause_wait, q) for q in (50, 95)},
+        **{f"overhead_without_clause_ms_p{q}": pct(without_clause, q) for q in (50, 95)},
     }
 
 
@@ -133,9 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("voice_to_voice_ms", "overhead_ms", "overhead_endpointing_ms", "overhead_stt_ms",
                  "overhead_reply_ms", "overhead_tts_ms", "first_clause_wait_ms", "overhead_without_clause_ms"):
         print(f"{name:<24}{r[name + '_p50'] or 0:>8.0f}{r[name + '_p95'] or 0:>8.0f}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(r, indent=2))
+    emit(r, args.json)
     return 0
 
 

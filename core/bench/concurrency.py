@@ -29,7 +29,6 @@ stop after :data:`STOP_AFTER_FAILED_LEVELS` levels in a row that are not.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
+from core.bench.report import emit, pct
 from core.bench.voice import caller_turns_of
 from core.config import Settings
 from core.services import Services, build_services
@@ -141,9 +141,6 @@ def run_level(
     all_lags = np.concatenate(lags) if lags else np.zeros(0)
     dropped = sum(frames_per_session - len(s.done_at) for s in sessions)
 
-    def pct(values: Any, q: float) -> float | None:
-        return float(np.percentile(values, q)) if len(values) else None
-
     lag_p95 = pct(all_lags, 95)
     return {
         "sessions": n,
@@ -239,10 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     modes = ("offline", "cloud") if args.stt == "both" else (args.stt,)
     result = run(modes, tuple(int(x) for x in args.levels.split(",")), args.seconds)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result))
+    emit(result, args.json)
     return 0
 
 

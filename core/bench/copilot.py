@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -33,8 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from core.bench.report import emit, pct
 from core.bench.voice import caller_turns_of
 from core.config import Settings
 from core.pack import Pack
@@ -50,9 +48,6 @@ STORE_SEGMENTS = 2_000
 WRITER_THREADS = 8
 SEGMENT_TEXT = "i think my card was charged twice for the same purchase at the grocery store"
 
-
-def _pct(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
 
 
 def _timed(fn: Any, *args: Any) -> float:
@@ -70,7 +65,7 @@ def intent(pack: Pack, texts: list[str]) -> dict[str, Any]:
     model.predict(texts[0])  # first call loads nothing new, but warms caches
     ms = [_timed(model.predict, t) for t in texts]
     return {"backend": model.backend, "train_s": train_s, "predictions": len(ms),
-            "p50_ms": _pct(ms, 50), "p95_ms": _pct(ms, 95)}
+            "p50_ms": pct(ms, 50), "p95_ms": pct(ms, 95)}
 
 
 def kb_search(chunks: tuple[int, ...], pack: Pack, queries: int = KB_QUERIES) -> list[dict[str, Any]]:
@@ -131,7 +126,7 @@ def wrapup(services: Any, minutes: tuple[int, ...], runs: int = WRAPUP_RUNS) -> 
             services.store.end_call(call.id)
             ms.append(_timed(propose_wrapup, services.store, call.id, model))
         out.append({"call_minutes": m, "lines": len(lines), "method": getattr(model, "method", "lexical"),
-                    "p50_ms": _pct(ms, 50), "max_ms": max(ms)})
+                    "p50_ms": pct(ms, 50), "max_ms": max(ms)})
     return out
 
 
@@ -195,10 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     r = run(tuple(int(x) for x in args.chunks.split(",")), tuple(int(x) for x in args.minutes.split(",")))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(r, indent=2))
-    print(json.dumps(r, indent=2))
+    emit(r, args.json)
     return 0
 
 

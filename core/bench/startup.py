@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from core.bench.report import emit
+
 ROOT = Path(__file__).resolve().parents[2]
 POLL_S = 0.05
 SERVER_TIMEOUT_S = 180.0
@@ -54,22 +56,55 @@ def _get_ok(url: str) -> bool:
         return False
 
 
+# Streamlit's client protocol, by protobuf field number (core never imports streamlit):
+# BackMsg.rerun_script (11) with an empty ClientState asks for the default page, and
+# ForwardMsg.script_finished (6) says its script has run.
+RERUN_DEFAULT_PAGE = bytes([11 << 3 | 2, 0])
+SCRIPT_FINISHED_FIELD = 6
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, i
+
+
+def _top_level_fields(data: bytes) -> list[int]:
+    """Field numbers present at the top level of a serialised protobuf message."""
+    fields, i = [], 0
+    while i < len(data):
+        key, i = _varint(data, i)
+        wire = key & 7
+        if wire == 0:
+            _, i = _varint(data, i)
+        elif wire == 1:
+            i += 8
+        elif wire == 2:
+            size, i = _varint(data, i)
+            i += size
+        elif wire == 5:
+            i += 4
+        else:
+            raise ValueError(f"unexpected protobuf wire type {wire}")
+        fields.append(key >> 3)
+    return fields
+
+
 async def _first_run(port: int, timeout_s: float) -> None:
     """Open a client session and wait for the default page's script to finish."""
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
     from websockets.asyncio.client import connect
 
     async with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"],
                        max_size=None, open_timeout=timeout_s) as ws:
-        msg = BackMsg()
-        msg.rerun_script.query_string = ""
-        await ws.send(msg.SerializeToString())
+        await ws.send(RERUN_DEFAULT_PAGE)
         async with asyncio.timeout(timeout_s):
             async for raw in ws:
-                fwd = ForwardMsg()
-                fwd.ParseFromString(raw if isinstance(raw, bytes) else raw.encode())
-                if fwd.WhichOneof("type") == "script_finished":
+                if isinstance(raw, bytes) and SCRIPT_FINISHED_FIELD in _top_level_fields(raw):
                     return
 
 
@@ -154,10 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         _models_child(args.models_child)
         return 0
     r = run(args.runs)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(r, indent=2))
-    print(json.dumps(r, indent=2))
+    emit(r, args.json)
     return 0
 
 

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import threading
@@ -30,6 +29,7 @@ import yaml
 
 from core.agent.voice_agent import VoiceAgent
 from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array, resample
+from core.bench.report import emit, pct
 from core.config import Settings
 from core.reply import Conversation
 from core.services import Services, build_services
@@ -157,9 +157,6 @@ def _wait(cond, timeout_s: float) -> bool:
     return False
 
 
-def _pct(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
-
 
 # figure name -> TurnRecord attribute
 STAGES = {
@@ -204,8 +201,8 @@ def stage_figures(records: list[TurnRecord]) -> dict:
     }
     return {
         "turns": len(records),
-        **{f"{k}_p50": _pct(v, 50) for k, v in stages.items()},
-        **{f"{k}_p95": _pct(v, 95) for k, v in stages.items()},
+        **{f"{k}_p50": pct(v, 50) for k, v in stages.items()},
+        **{f"{k}_p95": pct(v, 95) for k, v in stages.items()},
     }
 
 
@@ -305,10 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             f"False barge-ins ({name}): {r['false_barge_ins']} of {r['opportunities']} agent turns "
             f"(guards stopped {r['guarded']}); real interruption detected: {r['real_barge_in_detected']}"
         )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results))
+    emit(results, args.json)
     return 0
 
 
