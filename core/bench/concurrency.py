@@ -49,8 +49,7 @@ from core.session import FinalEvent, SessionEvent, VoiceSession
 from core.stt import STTEngine
 from core.tts.espeak import speak_16k
 
-FRAME_MS = 20
-FRAME_SAMPLES = PIPELINE_SAMPLE_RATE_HZ * FRAME_MS // 1000
+FRAME_MS = 20  # what the browser bridge hands over (aiortc's 20 ms frames)
 LEVELS = (1, 10, 25, 50, 100, 200)
 AUDIO_S = 20.0  # audio fed to each session per level
 WARMUP_S = 1.0  # frames due in the first second are left out of the lag figures
@@ -93,18 +92,20 @@ def call_audio(services: Services) -> Int16Array:
 
 def run_level(
     services: Services, stt: STTEngine, n: int, audio: Int16Array, seconds: float, seed: int = 0,
-    prewarm: bool = False,
+    prewarm: bool = False, frame_ms: int = FRAME_MS,
 ) -> dict[str, Any]:
     """Feed ``n`` sessions ``seconds`` of real-time audio each; lag, latency, CPU, memory.
 
     ``prewarm`` opens and drops ``n`` streams first, so a pooled engine (pocketsphinx)
     has a decoder per session, as in a process that has been serving calls a while.
+    ``frame_ms`` is the audio handed over per call (larger: fewer cross-thread wake-ups).
     """
+    frame_samples = PIPELINE_SAMPLE_RATE_HZ * frame_ms // 1000
     rng = np.random.default_rng(seed + n)
     if prewarm:
         for stream in [stt.open() for _ in range(n)]:
             stream.cancel()
-    frames_per_session = int(seconds * 1000 / FRAME_MS)
+    frames_per_session = int(seconds * 1000 / frame_ms)
     rss_before = _rss_bytes()
     sessions = [
         _TimedSession(store=services.store, stt=stt, endpointer_factory=services.endpointer_factory, source="bench")
@@ -112,25 +113,25 @@ def run_level(
     ]
     for s in sessions:
         s.start()
-    offsets = rng.integers(0, audio.size // FRAME_SAMPLES, size=n)
-    looped = np.concatenate([audio, audio[: (frames_per_session + 1) * FRAME_SAMPLES]])
+    offsets = rng.integers(0, audio.size // frame_samples, size=n)
+    looped = np.concatenate([audio, audio[: (frames_per_session + 1) * frame_samples]])
     cpu0, wall0 = time.process_time(), time.monotonic()
     for k in range(frames_per_session):  # feeder: every session gets frame k at t0 + k·20 ms
-        due = wall0 + k * FRAME_MS / 1000.0
+        due = wall0 + k * frame_ms / 1000.0
         time.sleep(max(0.0, due - time.monotonic()))
         for s, off in zip(sessions, offsets, strict=True):
-            start = (int(off) + k) * FRAME_SAMPLES % audio.size
-            s.push_pcm(looped[start : start + FRAME_SAMPLES])
+            start = (int(off) + k) * frame_samples % audio.size
+            s.push_pcm(looped[start : start + frame_samples])
     fed_wall = time.monotonic() - wall0
     for s in sessions:
         s.wait_idle(DRAIN_TIMEOUT_S)
     cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
     rss_after = _rss_bytes()
     lags, per_session_p95, finals = [], [], []
-    first_counted = int(WARMUP_S * 1000 / FRAME_MS)
+    first_counted = int(WARMUP_S * 1000 / frame_ms)
     for s in sessions:
         done = np.asarray(s.done_at[first_counted:frames_per_session])
-        due = wall0 + np.arange(first_counted, first_counted + done.size) * FRAME_MS / 1000.0
+        due = wall0 + np.arange(first_counted, first_counted + done.size) * frame_ms / 1000.0
         lag = np.maximum(0.0, (done - due) * 1000.0)
         lags.append(lag)
         if lag.size:
@@ -167,14 +168,14 @@ def _progress(line: str) -> None:
 
 def sweep(
     services: Services, stt: STTEngine, levels: tuple[int, ...], seconds: float,
-    log: Callable[[str], None] = _progress, prewarm: bool = False,
+    log: Callable[[str], None] = _progress, prewarm: bool = False, frame_ms: int = FRAME_MS,
 ) -> dict[str, Any]:
     """Run levels in order until :data:`STOP_AFTER_FAILED_LEVELS` in a row miss real time."""
     audio = call_audio(services)
     rows: list[dict[str, Any]] = []
     failed = 0
     for n in levels:
-        row = run_level(services, stt, n, audio, seconds, prewarm=prewarm)
+        row = run_level(services, stt, n, audio, seconds, prewarm=prewarm, frame_ms=frame_ms)
         rows.append(row)
         log(f"  {n:>4} sessions: lag p95 {row['lag_ms_p95'] or 0:.0f} ms, "
             f"{row['cpu_cores_used']:.2f} cores, real time: {row['real_time']}")
@@ -185,20 +186,20 @@ def sweep(
     return {"levels": rows, "max_real_time_sessions": max(real_time) if real_time else 0}
 
 
-def _serve_deepgram(ports: Any, stop: Any, seed: int) -> None:
+def _serve_deepgram(ports: Any, stop: Any, seed: int, compression: bool) -> None:
     from core.bench.simulated import LatencyProfile, SimulatedDeepgram
 
-    with SimulatedDeepgram(profile=LatencyProfile(seed)) as server:
+    with SimulatedDeepgram(profile=LatencyProfile(seed), compression=compression) as server:
         ports.put(server.port)
         stop.wait()
 
 
 @contextmanager
-def deepgram_in_child(seed: int = 0) -> Iterator[str]:
+def deepgram_in_child(seed: int = 0, compression: bool = True) -> Iterator[str]:
     """A :class:`SimulatedDeepgram` in a child process; yields its websocket URL."""
     ctx = mp.get_context("spawn")
     ports, stop = ctx.Queue(), ctx.Event()
-    child = ctx.Process(target=_serve_deepgram, args=(ports, stop, seed), daemon=True)
+    child = ctx.Process(target=_serve_deepgram, args=(ports, stop, seed, compression), daemon=True)
     child.start()
     try:
         yield f"ws://127.0.0.1:{ports.get(timeout=60)}"
@@ -210,19 +211,24 @@ def deepgram_in_child(seed: int = 0) -> Iterator[str]:
 def run(
     modes: tuple[str, ...] = ("offline", "cloud"), levels: tuple[int, ...] = LEVELS,
     seconds: float = AUDIO_S, log: Callable[[str], None] = _progress,
+    frame_ms: int = FRAME_MS, compression: bool = True,
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"real_time_lag_p95_ms": REAL_TIME_LAG_P95_MS, "caller_pause_s": CALLER_PAUSE_S}
+    """Sweep ``levels`` for each mode; ``frame_ms`` and ``compression`` (the simulated
+    Deepgram accepting permessage-deflate) are there to measure what they cost."""
+    out: dict[str, Any] = {"real_time_lag_p95_ms": REAL_TIME_LAG_P95_MS, "caller_pause_s": CALLER_PAUSE_S,
+                           "frame_ms": frame_ms, "websocket_compression": compression}
     with tempfile.TemporaryDirectory() as tmp:
         services = build_services(Settings(data_dir=tmp))
         if "offline" in modes:
             log("concurrency, offline STT (pocketsphinx)")
-            out["offline"] = sweep(services, services.stt, levels, seconds, log, prewarm=True)
+            out["offline"] = sweep(services, services.stt, levels, seconds, log, prewarm=True, frame_ms=frame_ms)
         if "cloud" in modes:
             from core.providers.deepgram_stt import DeepgramSTT
 
             log("concurrency, simulated Deepgram (child process)")
-            with deepgram_in_child() as url:
-                out["cloud"] = sweep(services, DeepgramSTT(SIMULATED_KEY, base_url=url), levels, seconds, log)
+            with deepgram_in_child(compression=compression) as url:
+                stt = DeepgramSTT(SIMULATED_KEY, base_url=url)
+                out["cloud"] = sweep(services, stt, levels, seconds, log, frame_ms=frame_ms)
         getattr(services.store, "close", lambda: None)()
     return out
 
@@ -232,10 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stt", choices=("offline", "cloud", "both"), default="both")
     parser.add_argument("--levels", default=",".join(map(str, LEVELS)))
     parser.add_argument("--seconds", type=float, default=AUDIO_S)
+    parser.add_argument("--frame-ms", type=int, default=FRAME_MS, help="audio per hand-over (20 as in the browser)")
+    parser.add_argument("--no-compression", action="store_true", help="simulated Deepgram refuses permessage-deflate")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     modes = ("offline", "cloud") if args.stt == "both" else (args.stt,)
-    result = run(modes, tuple(int(x) for x in args.levels.split(",")), args.seconds)
+    levels = tuple(int(x) for x in args.levels.split(","))
+    result = run(modes, levels, args.seconds, frame_ms=args.frame_ms, compression=not args.no_compression)
     emit(result, args.json)
     return 0
 

@@ -25,7 +25,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -107,6 +107,7 @@ class SimulatedDeepgram:
 
     Args:
         transcript: what each connection "hears"; set :attr:`transcript` between turns.
+        compression: False refuses permessage-deflate, so audio frames travel as they are.
         final_delay_ms: fixed delay before each final; None draws one per connection
             from ``profile`` (the STT leg of :class:`LatencyProfile`).
     """
@@ -116,8 +117,10 @@ class SimulatedDeepgram:
         transcript: str = DEFAULT_TRANSCRIPT,
         final_delay_ms: float | None = None,
         profile: LatencyProfile | None = None,
+        compression: bool = True,
     ):
         self.transcript = transcript
+        self.compression = compression  # accept permessage-deflate, as websockets servers do
         self.final_delay_ms = final_delay_ms
         self.profile = profile or LatencyProfile()
         self.connections = 0
@@ -149,7 +152,8 @@ class SimulatedDeepgram:
         from websockets.asyncio.server import serve
 
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        async with serve(self._handle, "127.0.0.1", 0, max_size=None, max_queue=None) as server:
+        async with serve(self._handle, "127.0.0.1", 0, max_size=None, max_queue=None,
+                         compression="deflate" if self.compression else None) as server:
             self.port = server.sockets[0].getsockname()[1]
             self._ready.set()
             await self._stop.wait()
@@ -297,9 +301,3 @@ class TimedTTS:
                 out.append((later[0] - t) * 1000.0)
         return out
 
-
-def server_main(ready: Callable[[int], None], stop: threading.Event, final_delay_ms: float | None, seed: int) -> None:
-    """Run a :class:`SimulatedDeepgram` until ``stop`` is set (for a child process)."""
-    with SimulatedDeepgram(final_delay_ms=final_delay_ms, profile=LatencyProfile(seed)) as server:
-        ready(server.port)
-        stop.wait()
