@@ -95,7 +95,7 @@ def table(results: dict[str, Any]) -> str:
                 for key, value in s.items():
                     rows.append((f"{name} {key.replace('_', ' ')}", f"{value:.0f}", "", ""))
             else:
-                rows.append((f"{name} store", s, "", ""))
+                rows.append((f"{name} store", "-", "", s))
     if st := results.get("startup"):
         for key in ("page_served_s", "first_page_run_s", "services_built_s", "models_ready_s"):
             rows.append((f"start-up {key[:-2].replace('_', ' ')} s", f"{st[key]:.1f}", "", ""))
