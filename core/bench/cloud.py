@@ -58,7 +58,7 @@ def run(turns: int = 50, seed: int = 0, scale: float = 1.0) -> dict[str, Any]:
         SimulatedDeepgram() as dg,
         SimulatedElevenLabs() as xi,
     ):
-        settings = Settings(data_dir=tmp)
+        settings = Settings(data_dir=Path(tmp))
         services = build_services(settings, stt=DeepgramSTT(SIMULATED_KEY, base_url=dg.url))
         llm = SimulatedLLM(services.new_responder())
         tts = TimedTTS(ElevenLabsTTS(SIMULATED_KEY, base_url=xi.url))
@@ -86,8 +86,10 @@ def run(turns: int = 50, seed: int = 0, scale: float = 1.0) -> dict[str, Any]:
             clause_wait.append(waits[r.turn_index - 1])
             # the first clause forming depends on the simulated token rate, not on our code
             without_clause.append(overhead[-1] - clause_wait[-1])
-        endpoint_extra.append(r.endpoint_ms - silence_ms)
-        stt_extra.append(r.stt_ms - d.stt_ms)
+        if r.endpoint_ms is not None:
+            endpoint_extra.append(r.endpoint_ms - silence_ms)
+        if r.stt_ms is not None:
+            stt_extra.append(r.stt_ms - d.stt_ms)
         if r.reply_first_token_ms is not None:
             llm_extra.append(r.reply_first_token_ms - d.llm_ms)
         if r.tts_first_audio_ms is not None:

@@ -127,12 +127,14 @@ def run_level(
         s.wait_idle(DRAIN_TIMEOUT_S)
     cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
     rss_after = _rss_bytes()
-    lags, per_session_p95, finals = [], [], []
+    lags: list[np.ndarray] = []
+    per_session_p95: list[float] = []
+    finals: list[float] = []
     first_counted = int(WARMUP_S * 1000 / frame_ms)
     for s in sessions:
         done = np.asarray(s.done_at[first_counted:frames_per_session])
-        due = wall0 + np.arange(first_counted, first_counted + done.size) * frame_ms / 1000.0
-        lag = np.maximum(0.0, (done - due) * 1000.0)
+        due_at = wall0 + np.arange(first_counted, first_counted + done.size) * frame_ms / 1000.0
+        lag = np.maximum(0.0, (done - due_at) * 1000.0)
         lags.append(lag)
         if lag.size:
             per_session_p95.append(float(np.percentile(lag, 95)))
@@ -218,7 +220,7 @@ def run(
     out: dict[str, Any] = {"real_time_lag_p95_ms": REAL_TIME_LAG_P95_MS, "caller_pause_s": CALLER_PAUSE_S,
                            "frame_ms": frame_ms, "websocket_compression": compression}
     with tempfile.TemporaryDirectory() as tmp:
-        services = build_services(Settings(data_dir=tmp))
+        services = build_services(Settings(data_dir=Path(tmp)))
         if "offline" in modes:
             log("concurrency, offline STT (pocketsphinx)")
             out["offline"] = sweep(services, services.stt, levels, seconds, log, prewarm=True, frame_ms=frame_ms)

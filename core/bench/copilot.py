@@ -154,13 +154,13 @@ def store_throughput(store: Store, segments: int = STORE_SEGMENTS, threads: int 
 
 
 def stores(tmp: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"sqlite": store_throughput(open_store(Settings(data_dir=tmp)))}
+    out: dict[str, Any] = {"sqlite": store_throughput(open_store(Settings(data_dir=Path(tmp))))}
     url = os.environ.get("VC_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if not url:
         out["postgres"] = "not measured: set VC_TEST_DATABASE_URL"
         return out
     try:
-        store = open_store(Settings(data_dir=tmp, store_provider="postgres", database_url=url))
+        store = open_store(Settings(data_dir=Path(tmp), store_provider="postgres", database_url=url))
     except (NotImplementedError, ValueError, TypeError) as exc:
         out["postgres"] = f"not measured: {exc}"
         return out
@@ -171,7 +171,7 @@ def stores(tmp: str) -> dict[str, Any]:
 def run(chunks: tuple[int, ...] = KB_CHUNKS, minutes: tuple[int, ...] = CALL_MINUTES,
         kb_queries: int = KB_QUERIES, wrapup_runs: int = WRAPUP_RUNS) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        services = build_services(Settings(data_dir=tmp))
+        services = build_services(Settings(data_dir=Path(tmp)))
         texts = [t for c in caller_turns_of(services) for t in c]
         results = {
             "intent": intent(services.pack, texts),

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 
-def pct(values: Sequence[float], q: float) -> float | None:
+def pct(values: Sequence[float] | npt.NDArray[np.float64], q: float) -> float | None:
     """The ``q``-th percentile, None for no values (JSON ``null``)."""
     return float(np.percentile(values, q)) if len(values) else None
 

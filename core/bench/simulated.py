@@ -154,7 +154,7 @@ class SimulatedDeepgram:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         async with serve(self._handle, "127.0.0.1", 0, max_size=None, max_queue=None,
                          compression="deflate" if self.compression else None) as server:
-            self.port = server.sockets[0].getsockname()[1]
+            self.port = next(iter(server.sockets)).getsockname()[1]
             self._ready.set()
             await self._stop.wait()
 

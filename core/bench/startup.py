@@ -98,8 +98,9 @@ def _top_level_fields(data: bytes) -> list[int]:
 async def _first_run(port: int, timeout_s: float) -> None:
     """Open a client session and wait for the default page's script to finish."""
     from websockets.asyncio.client import connect
+    from websockets.typing import Subprotocol
 
-    async with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"],
+    async with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=[Subprotocol("streamlit")],
                        max_size=None, open_timeout=timeout_s) as ws:
         await ws.send(RERUN_DEFAULT_PAGE)
         async with asyncio.timeout(timeout_s):
@@ -149,11 +150,13 @@ def models_run(timeout_s: float = MODELS_TIMEOUT_S) -> dict[str, float]:
 
 def _models_child(launched: float) -> None:
     from core.config import load_settings
-    from core.services import build_services
+    from core.services import BackgroundModel, build_services
 
     services = build_services(load_settings())
     built = time.time() - launched
-    models = [services.start_semantic_search(), services.intent_model(), services.disposition_model()]
+    intent = services.intent_model()
+    assert isinstance(intent, BackgroundModel)
+    models = [services.start_semantic_search(), intent, services.disposition_model()]
     for m in models:
         m.wait(MODELS_TIMEOUT_S)
     ready = time.time() - launched

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -66,7 +66,7 @@ class Postings:
         if self._row_gen[rowid] >= 0:
             self.remove(rowid)
         self._gen += 1
-        freqs: Counter[str] = Counter()
+        freqs: defaultdict[str, float] = defaultdict(float)
         tokens = 0
         for weight, text in zip(self.column_weights, columns, strict=True):
             terms = text.split()
