@@ -5,13 +5,15 @@ BIN    := $(VENV)/bin
 PORT   ?= 8501
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-e2e lint eval clean system-deps demo-data
+.PHONY: help run test test-unit test-e2e lint eval bench bench-browser clean system-deps demo-data
 
 help:
 	@echo "make run        install into $(VENV) and start the app on http://127.0.0.1:$(PORT)"
 	@echo "make test       install everything and run the whole test suite"
 	@echo "make eval       speech, KB, disposition and intent evaluation on ../shared/data"
 	@echo "make demo-data  past calls for the Metrics and Calls pages (scripted calls through the real pipeline)"
+	@echo "make bench      latency, overhead, concurrency, copilot and start-up benchmarks (docs/performance.md)"
+	@echo "make bench-browser  voice-to-voice in Chromium over RUNS Talk calls (default 10)"
 	@echo "make lint       ruff"
 
 # torch first, pinned: that exact version resolves to a CPU build here; anything that
@@ -71,6 +73,20 @@ eval: $(VENV)/.runtime
 # CALLS=8 DAYS=7 by default; about half a minute per call.
 demo-data: $(VENV)/.runtime
 	$(BIN)/python -m core.demo --calls $(or $(CALLS),8) --days $(or $(DAYS),7)
+
+# Prints one table and writes the figures to bench-results/ (BENCH_ARGS=--quick: a short run).
+bench: $(VENV)/.runtime
+	$(BIN)/python -m core.bench $(BENCH_ARGS)
+
+# The Talk browser test RUNS times (about a minute each), then p50/p95 of what the caller hears.
+bench-browser: $(VENV)/.dev system-deps
+	@rm -rf bench-results/browser && mkdir -p bench-results/browser
+	@for i in $$(seq 1 $(or $(RUNS),10)); do \
+	  $(BIN)/python -m pytest -q -m e2e tests/e2e/test_talk_browser.py >/dev/null \
+	    && cp test-artifacts/e2e/talk_latency.json bench-results/browser/run$$i.json \
+	    || echo "run $$i failed (see test-artifacts/e2e/)"; \
+	done
+	$(BIN)/python -m core.bench.browser bench-results/browser --json bench-results/browser-summary.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

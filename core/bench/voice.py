@@ -16,24 +16,31 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from core.agent.voice_agent import VoiceAgent
 from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array, resample
+from core.bench.report import emit, pct
 from core.config import Settings
+from core.reply import Conversation
 from core.services import Services, build_services
 from core.session import VoiceSession
+from core.store import TurnRecord
 from core.tts.espeak import speak_16k
 
 FRAME = PIPELINE_SAMPLE_RATE_HZ // 50  # 20 ms
+# the agent's turn and duration limits would say goodbye half-way through a long run
+BENCH_MAX_TURNS = 10_000
+BENCH_MAX_CALL_S = 24 * 3600.0
 BACKCHANNELS = ["mhm", "okay", "yeah", "right", "uh huh"]
 
 
@@ -114,12 +121,27 @@ class LeakyOut:
             self.mic.clear_echo()
 
 
-def _session(services: Services, paced: bool, echo_gain: float = 0.0):
+def _session(services: Services, paced: bool, echo_gain: float = 0.0, responder=None, tts=None):
+    """A real agent session fed by a real-time :class:`Mic` (``responder``/``tts`` replace
+    the configured ones, e.g. simulated cloud providers)."""
     out = LeakyOut()
-    session = services.new_agent_session(
-        out, source="bench", config=services.agent_config(greet=False, paced_playback=paced)
+    config = services.agent_config(
+        greet=False, paced_playback=paced, max_turns=BENCH_MAX_TURNS, max_conversation_s=BENCH_MAX_CALL_S
     )
-    agent = services.agents[session.call_id or ""]
+    if responder is None and tts is None:
+        session = services.new_agent_session(out, source="bench", config=config)
+        agent = services.agents[session.call_id or ""]
+    else:
+        session = VoiceSession(
+            services.store, services.stt, services.endpointer_factory, source="bench",
+            partial_interval_ms=services.settings.partial_interval_ms,
+        )
+        agent = VoiceAgent(
+            session, responder or services.new_responder(), tts or services.tts, out,
+            services.store, Conversation, config,
+        )
+        session.start()
+        agent.start()
     mic = Mic(session, echo_gain=echo_gain)
     out.mic = mic
     mic.start()
@@ -135,16 +157,33 @@ def _wait(cond, timeout_s: float) -> bool:
     return False
 
 
-def _pct(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
+
+# figure name -> TurnRecord attribute
+STAGES = {
+    "endpointing_ms": "endpoint_ms",
+    "stt_ms": "stt_ms",
+    "reply_first_token_ms": "reply_first_token_ms",
+    "tts_first_audio_ms": "tts_first_audio_ms",
+    "voice_to_voice_ms": "voice_to_voice_ms",
+}
 
 
-def voice_to_voice(services: Services, caller_turns: list[str], turns: int) -> dict:
-    session, agent, mic = _session(services, paced=False)
+def play_turns(
+    services: Services,
+    caller_turns: list[str],
+    turns: int,
+    before_turn: Callable[[int, str], None] | None = None,
+    **session_kwargs,
+) -> list[TurnRecord]:
+    """Speak ``turns`` caller turns (cycling) into one agent session, each after the
+    agent's previous answer; the stored per-turn records with their stage timings."""
+    session, agent, mic = _session(services, paced=False, **session_kwargs)
     done = 0
     try:
         mic.say(np.zeros(PIPELINE_SAMPLE_RATE_HZ // 2, np.int16))
-        for text in (caller_turns * (turns // len(caller_turns) + 1))[:turns]:
+        for i, text in enumerate((caller_turns * (turns // len(caller_turns) + 1))[:turns]):
+            if before_turn is not None:
+                before_turn(i, text)
             mic.say(np.concatenate([speak_16k(text), np.zeros(PIPELINE_SAMPLE_RATE_HZ, np.int16)]))
             _wait(lambda: not mic.busy(), 30)
             _wait(lambda n=done: len(agent.turns) > n, 10)
@@ -152,19 +191,23 @@ def voice_to_voice(services: Services, caller_turns: list[str], turns: int) -> d
     finally:
         mic.stop()
         session.stop()
-    records = [t for t in services.store.turns(session.call_id) if t.voice_to_voice_ms is not None]
+    return [t for t in services.store.turns(session.call_id) if t.voice_to_voice_ms is not None]
+
+
+def stage_figures(records: list[TurnRecord]) -> dict:
+    """p50/p95 of each stage over ``records``."""
     stages = {
-        "endpointing_ms": [t.endpoint_ms for t in records if t.endpoint_ms is not None],
-        "stt_ms": [t.stt_ms for t in records if t.stt_ms is not None],
-        "reply_first_token_ms": [t.reply_first_token_ms for t in records if t.reply_first_token_ms is not None],
-        "tts_first_audio_ms": [t.tts_first_audio_ms for t in records if t.tts_first_audio_ms is not None],
-        "voice_to_voice_ms": [t.voice_to_voice_ms for t in records],
+        name: [v for t in records if (v := getattr(t, attr)) is not None] for name, attr in STAGES.items()
     }
     return {
         "turns": len(records),
-        **{f"{k}_p50": _pct(v, 50) for k, v in stages.items()},
-        **{f"{k}_p95": _pct(v, 95) for k, v in stages.items()},
+        **{f"{k}_p50": pct(v, 50) for k, v in stages.items()},
+        **{f"{k}_p95": pct(v, 95) for k, v in stages.items()},
     }
+
+
+def voice_to_voice(services: Services, caller_turns: list[str], turns: int) -> dict:
+    return stage_figures(play_turns(services, caller_turns, turns))
 
 
 def false_barge_ins(services: Services, questions: list[str], echo_gain: float) -> dict:
@@ -207,6 +250,35 @@ def false_barge_ins(services: Services, questions: list[str], echo_gain: float) 
     }
 
 
+def caller_turns_of(services: Services) -> list[list[str]]:
+    """The caller turns of each of the pack's scripted conversations."""
+    convs = yaml.safe_load((services.pack.root / "eval" / "conversations.yaml").read_text())["conversations"]
+    return [list(c["caller_turns"]) for c in convs]
+
+
+def run(turns: int = 50, barge_questions: int = 8, echo_gain: float = 0.3, pack: Path | None = None) -> dict:
+    """Voice-to-voice over ``turns`` turns and the false barge-in checks, on a fresh store."""
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides: dict = {"data_dir": tmp}
+        if pack:
+            overrides["pack_dir"] = pack
+        services = build_services(Settings(**overrides))
+        convs = caller_turns_of(services)
+        caller_turns = [t for c in convs for t in c]
+        questions = [c[0] for c in convs][:barge_questions]
+        results = {"voice_to_voice": voice_to_voice(services, caller_turns, turns)}
+        if barge_questions:
+            results["backchannels"] = false_barge_ins(services, questions, 0.0)
+            results["echo"] = false_barge_ins(services, questions, echo_gain)
+        results["settings"] = {
+            "end_of_utterance_silence_ms": services.settings.end_of_utterance_silence_ms,
+            "barge_in_min_words": services.settings.barge_in_min_words,
+            "echo_gain": echo_gain,
+        }
+        getattr(services.store, "close", lambda: None)()
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=50)
@@ -215,40 +287,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--pack", type=Path)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        overrides: dict = {"data_dir": tmp}
-        if args.pack:
-            overrides["pack_dir"] = args.pack
-        services = build_services(Settings(**overrides))
-        convs = yaml.safe_load((services.pack.root / "eval" / "conversations.yaml").read_text())["conversations"]
-        caller_turns = [t for c in convs for t in c["caller_turns"]]
-        questions = [c["caller_turns"][0] for c in convs][: args.barge_questions]
-        results = {
-            "voice_to_voice": voice_to_voice(services, caller_turns, args.turns),
-            "backchannels": false_barge_ins(services, questions, 0.0),
-            "echo": false_barge_ins(services, questions, args.echo_gain),
-            "settings": {
-                "end_of_utterance_silence_ms": services.settings.end_of_utterance_silence_ms,
-                "barge_in_min_words": services.settings.barge_in_min_words,
-                "echo_gain": args.echo_gain,
-            },
-        }
+    results = run(args.turns, args.barge_questions, args.echo_gain, args.pack)
     v = results["voice_to_voice"]
     print(f"Voice-to-voice, offline stack, {v['turns']} turns fed in real time (ms)")
     print(f"{'stage':<24}{'p50':>8}{'p95':>8}")
-    for stage in ("endpointing_ms", "stt_ms", "reply_first_token_ms", "tts_first_audio_ms", "voice_to_voice_ms"):
+    for stage in STAGES:
         p50, p95 = v[f"{stage}_p50"], v[f"{stage}_p95"]
         print(f"{stage[:-3]:<24}{p50 or 0:>8.0f}{p95 or 0:>8.0f}")
     for name in ("backchannels", "echo"):
+        if name not in results:
+            continue
         r = results[name]
         print(
             f"False barge-ins ({name}): {r['false_barge_ins']} of {r['opportunities']} agent turns "
             f"(guards stopped {r['guarded']}); real interruption detected: {r['real_barge_in_detected']}"
         )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results))
+    emit(results, args.json)
     return 0
 
 

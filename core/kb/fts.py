@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.kb import Chunk
+from core.kb.bm25 import Postings
 from core.kb.lexical import NUMBER_WORDS, STOPWORDS, stem
 from core.text import normalize
 
@@ -110,6 +111,7 @@ class FTSIndex:
         self._terms: dict[int, frozenset[str]] = {}
         self._by_article: dict[str, list[int]] = defaultdict(list)
         self._df: Counter[str] = Counter()  # chunks containing each term
+        self._bm25 = Postings(self._weights)  # FTS5's bm25() without a scan of every match
         self._load()
 
     def _load(self) -> None:
@@ -119,12 +121,14 @@ class FTSIndex:
         )
         for rowid, chunk_id, article_id, title, heading, text, *terms in rows:
             chunk = Chunk(article_id=article_id, chunk_id=chunk_id, title=title, text=text, heading=heading)
-            self._remember(rowid, chunk, " ".join(terms))
+            self._remember(rowid, chunk, terms)
+        self._bm25.settle()
 
-    def _remember(self, rowid: int, chunk: Chunk, terms: str) -> None:
+    def _remember(self, rowid: int, chunk: Chunk, columns: Sequence[str]) -> None:
         self._chunks[rowid] = chunk
         self._rowid[chunk.chunk_id] = rowid
-        self._terms[rowid] = frozenset(terms.split())
+        self._terms[rowid] = frozenset(" ".join(columns).split())
+        self._bm25.add(rowid, columns)
         self._df.update(self._terms[rowid])
         self._by_article[chunk.article_id].append(rowid)
 
@@ -155,6 +159,7 @@ class FTSIndex:
         with self._lock, self._db:
             for article_id, chunks, tags in items:
                 self._upsert_locked(article_id, chunks, _terms_text(" ".join(tags)))
+            self._bm25.settle()
 
     def _upsert_locked(self, article_id: str, chunks: Sequence[Chunk], tag_terms: str) -> None:
         self._remove_locked(article_id)
@@ -168,7 +173,7 @@ class FTSIndex:
             self._db.execute(
                 "INSERT INTO kb_fts(rowid, title, tags, heading, body) VALUES (?,?,?,?,?)", (rowid, *cols)
             )
-            self._remember(rowid, chunk, " ".join(cols))
+            self._remember(rowid, chunk, cols)
 
     def remove(self, article_id: str) -> None:
         """Drop every chunk of ``article_id``; unknown ids are ignored."""
@@ -183,6 +188,7 @@ class FTSIndex:
         self._db.execute(f"DELETE FROM kb_fts WHERE rowid IN ({marks})", rowids)
         self._db.execute(f"DELETE FROM kb_chunk WHERE rowid IN ({marks})", rowids)
         for rowid in rowids:
+            self._bm25.remove(rowid)
             del self._rowid[self._chunks.pop(rowid).chunk_id]
             for term in self._terms.pop(rowid):
                 self._df[term] -= 1
@@ -228,13 +234,10 @@ class FTSIndex:
         self, weights: Mapping[str, float], tiers: Mapping[float, list[str]], limit: int
     ) -> list[FTSHit]:
         scores: dict[int, float] = defaultdict(float)
-        sql = (
-            "SELECT rowid, bm25(kb_fts, ?, ?, ?, ?) AS s FROM kb_fts WHERE kb_fts MATCH ? ORDER BY s LIMIT ?"
-        )
         for weight, terms in tiers.items():
-            match = " OR ".join(_quote(t) for t in terms)
-            for rowid, bm25 in self._db.execute(sql, (*self._weights, match, limit)):
-                scores[rowid] -= weight * bm25  # FTS5 bm25() is negative: lower is better
+            # the rows and scores FTS5's "MATCH t1 OR t2 ... ORDER BY bm25() LIMIT n" gives
+            for rowid, bm25 in self._bm25.search(terms, self._df, limit):
+                scores[rowid] += weight * bm25
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         return [FTSHit(self._chunks[rowid], score, rowid) for rowid, score in ranked if score > 0]
 

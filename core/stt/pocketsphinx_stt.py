@@ -32,6 +32,10 @@ NOISE_FLOOR_DBFS = -65.0
 # (docs/speech.md). Skipping the second, flat-lexicon pass cuts the time finish() takes
 # from ~140 ms to ~20 ms (p50) and the CPU by ~30%, with equal or lower WER.
 DECODER_DEFAULTS: dict[str, object] = {"fwdflat": False}
+# Decoders kept for reuse. Making one loads the acoustic model and the LM: ~300 ms during
+# which pocketsphinx holds the GIL and every session in the process stalls (measured by
+# core.bench.concurrency); one costs ~3 MB, so keep as many as calls ever spoke at once.
+MAX_POOLED_DECODERS = 64
 _NOISE_SEED = 16_000  # fixed: the same audio always decodes to the same text
 
 
@@ -85,7 +89,7 @@ class PocketsphinxEngine:
 
     def _release(self, decoder: object) -> None:
         with self._lock:
-            if len(self._pool) < 8:
+            if len(self._pool) < MAX_POOLED_DECODERS:
                 self._pool.append(decoder)
 
     @property

@@ -1,0 +1,138 @@
+"""Voice-to-voice with simulated cloud providers: what our pipeline adds on top of them.
+
+``python -m core.bench.cloud [--turns 50] [--json out.json]``
+
+The caller turns are spoken (espeak-ng) into a real session at real-time pace, as in
+:mod:`core.bench.voice`; STT is the Deepgram adapter against
+:class:`~core.bench.simulated.SimulatedDeepgram`, TTS the ElevenLabs adapter against
+:class:`~core.bench.simulated.SimulatedElevenLabs`, and the reply comes from
+:class:`~core.bench.simulated.SimulatedLLM` (the offline responder's words behind a
+first-token delay; no LLM adapter exists on this branch). Before each turn one set of
+provider delays is drawn (:class:`~core.bench.simulated.LatencyProfile`) and injected,
+so per turn::
+
+    overhead = voice-to-voice − end-of-utterance silence − (STT + LLM + TTS delays)
+
+is the time our own code (endpointing beyond the silence, session and agent hand-offs,
+the adapters and SDKs, chunking, resampling) adds to the providers'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from core.bench.report import emit, pct
+from core.bench.simulated import (
+    Delays,
+    LatencyProfile,
+    SimulatedDeepgram,
+    SimulatedElevenLabs,
+    SimulatedLLM,
+    TimedTTS,
+)
+from core.bench.voice import caller_turns_of, play_turns, stage_figures
+from core.config import Settings
+from core.providers.deepgram_stt import DeepgramSTT
+from core.providers.elevenlabs_tts import ElevenLabsTTS
+from core.services import build_services
+
+SIMULATED_KEY = "simulated"
+WARMUP_TURNS = 1  # the process's first turn pays one-off set-up (SDK clients, imports)
+
+
+
+def run(turns: int = 50, seed: int = 0, scale: float = 1.0) -> dict[str, Any]:
+    """Voice-to-voice over ``turns`` turns with simulated providers, and the overhead.
+
+    Args:
+        scale: multiplies every injected delay (0: providers answer at once).
+    """
+    profile = LatencyProfile(seed, scale)
+    injected: dict[int, tuple[str, Delays]] = {}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        SimulatedDeepgram() as dg,
+        SimulatedElevenLabs() as xi,
+    ):
+        settings = Settings(data_dir=Path(tmp))
+        services = build_services(settings, stt=DeepgramSTT(SIMULATED_KEY, base_url=dg.url))
+        llm = SimulatedLLM(services.new_responder())
+        tts = TimedTTS(ElevenLabsTTS(SIMULATED_KEY, base_url=xi.url))
+
+        def before_turn(i: int, text: str) -> None:
+            delays = profile.draw()
+            injected[i + 1] = (text, delays)
+            dg.transcript, dg.final_delay_ms = text, delays.stt_ms
+            llm.first_token_ms, xi.first_audio_ms = delays.llm_ms, delays.tts_ms
+
+        caller_turns = [t for c in caller_turns_of(services) for t in c]
+        records = play_turns(services, caller_turns, turns, before_turn, responder=llm, tts=tts)
+        silence_ms = float(settings.end_of_utterance_silence_ms)
+        getattr(services.store, "close", lambda: None)()
+    waits = tts.clause_waits_ms(llm.first_tokens)  # one per reply, in turn order
+    clause_wait, without_clause = [], []
+    records = [r for r in records if r.turn_index > WARMUP_TURNS]
+    overhead, stt_extra, llm_extra, tts_extra, endpoint_extra = [], [], [], [], []
+    for r in records:
+        text, d = injected.get(r.turn_index, ("", None))
+        if d is None or r.caller_text != text or r.voice_to_voice_ms is None:
+            continue  # a spurious utterance (not the turn we scripted): no known injection
+        overhead.append(r.voice_to_voice_ms - silence_ms - d.total_ms)
+        if r.turn_index <= len(waits):
+            clause_wait.append(waits[r.turn_index - 1])
+            # the first clause forming depends on the simulated token rate, not on our code
+            without_clause.append(overhead[-1] - clause_wait[-1])
+        if r.endpoint_ms is not None:
+            endpoint_extra.append(r.endpoint_ms - silence_ms)
+        if r.stt_ms is not None:
+            stt_extra.append(r.stt_ms - d.stt_ms)
+        if r.reply_first_token_ms is not None:
+            llm_extra.append(r.reply_first_token_ms - d.llm_ms)
+        if r.tts_first_audio_ms is not None:
+            tts_extra.append(r.tts_first_audio_ms - d.tts_ms)
+    figures = stage_figures(records)
+    injected_totals = [d.total_ms for _, d in injected.values()]
+    return {
+        **figures,
+        "matched_turns": len(overhead),
+        "warmup_turns_excluded": WARMUP_TURNS,
+        "end_of_utterance_silence_ms": silence_ms,
+        "injected_total_p50": pct(injected_totals, 50),
+        "profile": {
+            "stt_final_ms": "normal(300, 50)",
+            "llm_first_token_ms": "normal(400, 100), simulated in-process",
+            "tts_first_audio_ms": "uniform(100, 300)",
+            "scale": scale,
+        },
+        **{f"overhead_ms_p{q}": pct(overhead, q) for q in (50, 95)},
+        **{f"overhead_endpointing_ms_p{q}": pct(endpoint_extra, q) for q in (50, 95)},
+        **{f"overhead_stt_ms_p{q}": pct(stt_extra, q) for q in (50, 95)},
+        **{f"overhead_reply_ms_p{q}": pct(llm_extra, q) for q in (50, 95)},
+        **{f"overhead_tts_ms_p{q}": pct(tts_extra, q) for q in (50, 95)},
+        **{f"first_clause_wait_ms_p{q}": pct(clause_wait, q) for q in (50, 95)},
+        **{f"overhead_without_clause_ms_p{q}": pct(without_clause, q) for q in (50, 95)},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    r = run(args.turns, args.seed)
+    print(f"Voice-to-voice, simulated cloud providers, {r['turns']} turns ({r['matched_turns']} matched)")
+    print(f"{'':<24}{'p50':>8}{'p95':>8}")
+    for name in ("voice_to_voice_ms", "overhead_ms", "overhead_endpointing_ms", "overhead_stt_ms",
+                 "overhead_reply_ms", "overhead_tts_ms", "first_clause_wait_ms", "overhead_without_clause_ms"):
+        print(f"{name:<24}{r[name + '_p50'] or 0:>8.0f}{r[name + '_p95'] or 0:>8.0f}")
+    emit(r, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

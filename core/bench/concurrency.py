@@ -1,0 +1,255 @@
+"""Concurrency: N voice sessions fed real-time audio in one process.
+
+``python -m core.bench.concurrency [--stt offline|cloud|both] [--levels 1,10,25] [--seconds 20]``
+
+Each session is a real :class:`~core.session.VoiceSession` (its own thread and asyncio
+loop, the product's design) with the configured endpointer and either the offline
+recogniser (pocketsphinx, shared decoder pool) or the Deepgram adapter against a
+:class:`~core.bench.simulated.SimulatedDeepgram` running in a *child process* (so its
+CPU is not counted as ours). One feeder thread hands every session a 20 ms frame every
+20 ms through ``push_pcm`` (``loop.call_soon_threadsafe``, as the browser bridge does).
+Each session plays the pack's caller sentences (espeak-ng) with
+:data:`CALLER_PAUSE_S` of silence after each (the agent's turn), from a random offset so
+sessions do not speak in step.
+
+Per level:
+
+* **lag**: for every frame, the time its processing finished minus the time it was due
+  (its place in the real-time schedule); p50/p95 over all frames after the first
+  :data:`WARMUP_S`, and the worst session's p95;
+* **transcript latency**: end of speech → final transcript (includes the
+  end-of-utterance silence, and the simulated provider's delay for cloud);
+* **CPU**: process CPU seconds per second of audio per session (1.0 = one core), and
+  the cores used in all; **memory**: RSS growth per session.
+
+A level is real time when the lag p95 is under :data:`REAL_TIME_LAG_P95_MS`; levels
+stop after :data:`STOP_AFTER_FAILED_LEVELS` levels in a row that are not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
+from core.bench.report import emit, pct
+from core.bench.voice import caller_turns_of
+from core.config import Settings
+from core.services import Services, build_services
+from core.session import FinalEvent, SessionEvent, VoiceSession
+from core.stt import STTEngine
+from core.tts.espeak import speak_16k
+
+FRAME_MS = 20  # what the browser bridge hands over (aiortc's 20 ms frames)
+LEVELS = (1, 10, 25, 50, 100, 200)
+AUDIO_S = 20.0  # audio fed to each session per level
+WARMUP_S = 1.0  # frames due in the first second are left out of the lag figures
+CALLER_PAUSE_S = 2.0  # silence after each caller sentence
+REAL_TIME_LAG_P95_MS = 100.0
+STOP_AFTER_FAILED_LEVELS = 2
+DRAIN_TIMEOUT_S = 30.0
+SIMULATED_KEY = "simulated"
+
+
+class _TimedSession(VoiceSession):
+    """A session that notes when each frame's processing finished (instrumentation only)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.done_at: list[float] = []
+        self.final_latencies_ms: list[float] = []
+        self.add_listener(self._on_event)
+
+    def _process_frame(self, *args: Any) -> None:
+        super()._process_frame(*args)
+        self.done_at.append(time.monotonic())
+
+    def _on_event(self, event: SessionEvent) -> None:
+        if isinstance(event, FinalEvent):
+            self.final_latencies_ms.append(event.timing.speech_end_to_final_ms)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096
+
+
+def call_audio(services: Services) -> Int16Array:
+    """One caller's side: each scripted sentence, then :data:`CALLER_PAUSE_S` of silence."""
+    pause = np.zeros(int(CALLER_PAUSE_S * PIPELINE_SAMPLE_RATE_HZ), np.int16)
+    sentences = [t for c in caller_turns_of(services) for t in c[:2]]
+    return np.concatenate([part for s in sentences for part in (speak_16k(s), pause)])
+
+
+def run_level(
+    services: Services, stt: STTEngine, n: int, audio: Int16Array, seconds: float, seed: int = 0,
+    prewarm: bool = False, frame_ms: int = FRAME_MS,
+) -> dict[str, Any]:
+    """Feed ``n`` sessions ``seconds`` of real-time audio each; lag, latency, CPU, memory.
+
+    ``prewarm`` opens and drops ``n`` streams first, so a pooled engine (pocketsphinx)
+    has a decoder per session, as in a process that has been serving calls a while.
+    ``frame_ms`` is the audio handed over per call (larger: fewer cross-thread wake-ups).
+    """
+    frame_samples = PIPELINE_SAMPLE_RATE_HZ * frame_ms // 1000
+    rng = np.random.default_rng(seed + n)
+    if prewarm:
+        for stream in [stt.open() for _ in range(n)]:
+            stream.cancel()
+    frames_per_session = int(seconds * 1000 / frame_ms)
+    rss_before = _rss_bytes()
+    sessions = [
+        _TimedSession(store=services.store, stt=stt, endpointer_factory=services.endpointer_factory, source="bench")
+        for _ in range(n)
+    ]
+    for s in sessions:
+        s.start()
+    offsets = rng.integers(0, audio.size // frame_samples, size=n)
+    looped = np.concatenate([audio, audio[: (frames_per_session + 1) * frame_samples]])
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    for k in range(frames_per_session):  # feeder: every session gets frame k at t0 + k·20 ms
+        due = wall0 + k * frame_ms / 1000.0
+        time.sleep(max(0.0, due - time.monotonic()))
+        for s, off in zip(sessions, offsets, strict=True):
+            start = (int(off) + k) * frame_samples % audio.size
+            s.push_pcm(looped[start : start + frame_samples])
+    fed_wall = time.monotonic() - wall0
+    for s in sessions:
+        s.wait_idle(DRAIN_TIMEOUT_S)
+    cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
+    rss_after = _rss_bytes()
+    lags: list[np.ndarray] = []
+    per_session_p95: list[float] = []
+    finals: list[float] = []
+    first_counted = int(WARMUP_S * 1000 / frame_ms)
+    for s in sessions:
+        done = np.asarray(s.done_at[first_counted:frames_per_session])
+        due_at = wall0 + np.arange(first_counted, first_counted + done.size) * frame_ms / 1000.0
+        lag = np.maximum(0.0, (done - due_at) * 1000.0)
+        lags.append(lag)
+        if lag.size:
+            per_session_p95.append(float(np.percentile(lag, 95)))
+        finals.extend(s.final_latencies_ms)
+    for s in sessions:
+        s.stop()
+    all_lags = np.concatenate(lags) if lags else np.zeros(0)
+    dropped = sum(frames_per_session - len(s.done_at) for s in sessions)
+
+    lag_p95 = pct(all_lags, 95)
+    return {
+        "sessions": n,
+        "audio_s_per_session": seconds,
+        "feeder_wall_s": round(fed_wall, 2),
+        "lag_ms_p50": pct(all_lags, 50),
+        "lag_ms_p95": lag_p95,
+        "lag_ms_max": pct(all_lags, 100),
+        "worst_session_lag_ms_p95": max(per_session_p95) if per_session_p95 else None,
+        "frames_not_processed": dropped,
+        "finals": len(finals),
+        "transcript_latency_ms_p50": pct(finals, 50),
+        "transcript_latency_ms_p95": pct(finals, 95),
+        "cpu_cores_used": cpu_s / wall_s,
+        "cpu_per_session_realtime": cpu_s / (n * seconds),  # 1.0 = one core per session
+        "rss_mb_per_session": (rss_after - rss_before) / n / 2**20,
+        "real_time": lag_p95 is not None and lag_p95 < REAL_TIME_LAG_P95_MS and dropped == 0,
+    }
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def sweep(
+    services: Services, stt: STTEngine, levels: tuple[int, ...], seconds: float,
+    log: Callable[[str], None] = _progress, prewarm: bool = False, frame_ms: int = FRAME_MS,
+) -> dict[str, Any]:
+    """Run levels in order until :data:`STOP_AFTER_FAILED_LEVELS` in a row miss real time."""
+    audio = call_audio(services)
+    rows: list[dict[str, Any]] = []
+    failed = 0
+    for n in levels:
+        row = run_level(services, stt, n, audio, seconds, prewarm=prewarm, frame_ms=frame_ms)
+        rows.append(row)
+        log(f"  {n:>4} sessions: lag p95 {row['lag_ms_p95'] or 0:.0f} ms, "
+            f"{row['cpu_cores_used']:.2f} cores, real time: {row['real_time']}")
+        failed = 0 if row["real_time"] else failed + 1
+        if failed >= STOP_AFTER_FAILED_LEVELS:
+            break
+    real_time = [r["sessions"] for r in rows if r["real_time"]]
+    return {"levels": rows, "max_real_time_sessions": max(real_time) if real_time else 0}
+
+
+def _serve_deepgram(ports: Any, stop: Any, seed: int, compression: bool) -> None:
+    from core.bench.simulated import LatencyProfile, SimulatedDeepgram
+
+    with SimulatedDeepgram(profile=LatencyProfile(seed), compression=compression) as server:
+        ports.put(server.port)
+        stop.wait()
+
+
+@contextmanager
+def deepgram_in_child(seed: int = 0, compression: bool = True) -> Iterator[str]:
+    """A :class:`SimulatedDeepgram` in a child process; yields its websocket URL."""
+    ctx = mp.get_context("spawn")
+    ports, stop = ctx.Queue(), ctx.Event()
+    child = ctx.Process(target=_serve_deepgram, args=(ports, stop, seed, compression), daemon=True)
+    child.start()
+    try:
+        yield f"ws://127.0.0.1:{ports.get(timeout=60)}"
+    finally:
+        stop.set()
+        child.join(10)
+
+
+def run(
+    modes: tuple[str, ...] = ("offline", "cloud"), levels: tuple[int, ...] = LEVELS,
+    seconds: float = AUDIO_S, log: Callable[[str], None] = _progress,
+    frame_ms: int = FRAME_MS, compression: bool = True,
+) -> dict[str, Any]:
+    """Sweep ``levels`` for each mode; ``frame_ms`` and ``compression`` (the simulated
+    Deepgram accepting permessage-deflate) are there to measure what they cost."""
+    out: dict[str, Any] = {"real_time_lag_p95_ms": REAL_TIME_LAG_P95_MS, "caller_pause_s": CALLER_PAUSE_S,
+                           "frame_ms": frame_ms, "websocket_compression": compression}
+    with tempfile.TemporaryDirectory() as tmp:
+        services = build_services(Settings(data_dir=Path(tmp)))
+        if "offline" in modes:
+            log("concurrency, offline STT (pocketsphinx)")
+            out["offline"] = sweep(services, services.stt, levels, seconds, log, prewarm=True, frame_ms=frame_ms)
+        if "cloud" in modes:
+            from core.providers.deepgram_stt import DeepgramSTT
+
+            log("concurrency, simulated Deepgram (child process)")
+            with deepgram_in_child(compression=compression) as url:
+                stt = DeepgramSTT(SIMULATED_KEY, base_url=url)
+                out["cloud"] = sweep(services, stt, levels, seconds, log, frame_ms=frame_ms)
+        getattr(services.store, "close", lambda: None)()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stt", choices=("offline", "cloud", "both"), default="both")
+    parser.add_argument("--levels", default=",".join(map(str, LEVELS)))
+    parser.add_argument("--seconds", type=float, default=AUDIO_S)
+    parser.add_argument("--frame-ms", type=int, default=FRAME_MS, help="audio per hand-over (20 as in the browser)")
+    parser.add_argument("--no-compression", action="store_true", help="simulated Deepgram refuses permessage-deflate")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    modes = ("offline", "cloud") if args.stt == "both" else (args.stt,)
+    levels = tuple(int(x) for x in args.levels.split(","))
+    result = run(modes, levels, args.seconds, frame_ms=args.frame_ms, compression=not args.no_compression)
+    emit(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

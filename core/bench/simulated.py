@@ -1,0 +1,303 @@
+"""Simulated cloud providers on 127.0.0.1, answering after published latency profiles.
+
+Used to measure what our pipeline adds on top of the providers, with the real adapters
+(the vendors' SDKs) doing the talking:
+
+* :class:`SimulatedDeepgram`: Deepgram's ``/v1/listen`` websocket. It answers a
+  ``Finalize`` with one final ``Results`` message (the scripted transcript) after the
+  profile's STT delay, then ``Metadata`` and a close on ``CloseStream``. No interim
+  results and no recognition: only the timing of the final matters here.
+* :class:`SimulatedElevenLabs`: ElevenLabs' streaming ``text-to-speech`` endpoint; the
+  first PCM byte leaves after the profile's TTS delay, the rest follows at once.
+* :class:`SimulatedLLM`: a :class:`core.reply.Responder` wrapping the offline responder:
+  its words stream as tokens, the first one no earlier than the profile's first-token
+  delay after the request. (No LLM adapter exists on this branch, so the LLM leg is this
+  in-process stand-in, not an HTTP server.)
+
+Delays are drawn per request from a seeded generator, or set per turn by the caller
+(:meth:`LatencyProfile.draw`), so a benchmark knows exactly what it injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+
+from core.reply import Conversation, Responder
+
+# Published anchors (docs/performance.md): Deepgram streaming final ≤ 300 ms, an LLM's
+# first token ~400 ms, ElevenLabs first audio 75-300 ms (Flash to Turbo).
+STT_FINAL_MS = 300.0
+STT_JITTER_MS = 50.0  # standard deviation
+LLM_FIRST_TOKEN_MS = 400.0
+LLM_JITTER_MS = 100.0
+LLM_TOKEN_INTERVAL_MS = 15.0  # ~65 tokens/s after the first
+TTS_FIRST_AUDIO_MIN_MS = 100.0
+TTS_FIRST_AUDIO_MAX_MS = 300.0
+TTS_MS_OF_AUDIO_PER_CHARACTER = 65  # ~15 characters a second of speech
+DEFAULT_TRANSCRIPT = "i lost my debit card"
+
+
+@dataclass(frozen=True)
+class Delays:
+    """One turn's injected provider delays (ms)."""
+
+    stt_ms: float
+    llm_ms: float
+    tts_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.stt_ms + self.llm_ms + self.tts_ms
+
+
+class LatencyProfile:
+    """Draws per-turn provider delays: normal STT and LLM, uniform TTS (seeded)."""
+
+    def __init__(self, seed: int = 0, scale: float = 1.0):
+        self._rng = np.random.default_rng(seed)
+        self.scale = scale  # 0 turns every delay off (to measure our own floor)
+
+    def draw(self) -> Delays:
+        r = self._rng
+        return Delays(
+            stt_ms=self.scale * max(0.0, float(r.normal(STT_FINAL_MS, STT_JITTER_MS))),
+            llm_ms=self.scale * max(0.0, float(r.normal(LLM_FIRST_TOKEN_MS, LLM_JITTER_MS))),
+            tts_ms=self.scale * float(r.uniform(TTS_FIRST_AUDIO_MIN_MS, TTS_FIRST_AUDIO_MAX_MS)),
+        )
+
+
+# --- Deepgram ------------------------------------------------------------------------
+def _final_results(transcript: str, seconds: float, request_id: str) -> dict[str, Any]:
+    words = transcript.split()
+    step = seconds / max(1, len(words))
+    alternative = {
+        "transcript": transcript,
+        "confidence": 0.95,
+        "words": [
+            {"word": w, "start": i * step, "end": (i + 1) * step, "confidence": 0.95, "punctuated_word": w}
+            for i, w in enumerate(words)
+        ],
+    }
+    return {
+        "type": "Results",
+        "channel_index": [0, 1],
+        "duration": seconds,
+        "start": 0.0,
+        "is_final": True,
+        "speech_final": True,
+        "from_finalize": True,
+        "channel": {"alternatives": [alternative]},
+        "metadata": {"request_id": request_id, "model_info": {"name": "simulated", "version": "0", "arch": "sim"},
+                     "model_uuid": str(uuid.uuid4())},
+    }
+
+
+class SimulatedDeepgram:
+    """``with SimulatedDeepgram() as dg: DeepgramSTT("sim", base_url=dg.url)``.
+
+    Args:
+        transcript: what each connection "hears"; set :attr:`transcript` between turns.
+        compression: False refuses permessage-deflate, so audio frames travel as they are.
+        final_delay_ms: fixed delay before each final; None draws one per connection
+            from ``profile`` (the STT leg of :class:`LatencyProfile`).
+    """
+
+    def __init__(
+        self,
+        transcript: str = DEFAULT_TRANSCRIPT,
+        final_delay_ms: float | None = None,
+        profile: LatencyProfile | None = None,
+        compression: bool = True,
+    ):
+        self.transcript = transcript
+        self.compression = compression  # accept permessage-deflate, as websockets servers do
+        self.final_delay_ms = final_delay_ms
+        self.profile = profile or LatencyProfile()
+        self.connections = 0
+        self.injected_ms: list[float] = []
+        self.port = 0
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> SimulatedDeepgram:
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), name="sim-deepgram", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the simulated Deepgram server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(5)
+
+    async def _serve(self) -> None:
+        from websockets.asyncio.server import serve
+
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        async with serve(self._handle, "127.0.0.1", 0, max_size=None, max_queue=None,
+                         compression="deflate" if self.compression else None) as server:
+            self.port = next(iter(server.sockets)).getsockname()[1]
+            self._ready.set()
+            await self._stop.wait()
+
+    def _delay_ms(self) -> float:
+        return self.final_delay_ms if self.final_delay_ms is not None else self.profile.draw().stt_ms
+
+    async def _handle(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        self.connections += 1
+        transcript, request_id, audio_bytes = self.transcript, str(uuid.uuid4()), 0
+        try:
+            async for message in ws:
+                if isinstance(message, bytes):
+                    audio_bytes += len(message)
+                    continue
+                kind = json.loads(message).get("type")
+                seconds = audio_bytes / 32000.0  # 16 kHz, 16-bit
+                if kind == "Finalize":
+                    delay = self._delay_ms()
+                    self.injected_ms.append(delay)
+                    await asyncio.sleep(delay / 1000.0)
+                    await ws.send(json.dumps(_final_results(transcript, seconds, request_id)))
+                elif kind == "CloseStream":
+                    await ws.send(json.dumps({
+                        "type": "Metadata", "transaction_key": "deprecated", "request_id": request_id,
+                        "sha256": "0" * 64, "created": "2026-01-01T00:00:00.000Z", "duration": seconds,
+                        "channels": 1, "models": [], "model_info": {},
+                    }))
+                    await ws.close(1000)
+                    return
+        except ConnectionClosed:
+            return
+
+
+# --- ElevenLabs ----------------------------------------------------------------------
+class SimulatedElevenLabs:
+    """``with SimulatedElevenLabs() as xi: ElevenLabsTTS("sim", base_url=xi.url)``.
+
+    Set :attr:`first_audio_ms` before a turn (every request waits that long for its
+    first byte); None draws a delay per request from ``profile``.
+    """
+
+    def __init__(self, first_audio_ms: float | None = None, profile: LatencyProfile | None = None):
+        self.first_audio_ms = first_audio_ms
+        self.profile = profile or LatencyProfile()
+        self.requests = 0
+        self._httpd: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def _delay_ms(self) -> float:
+        return self.first_audio_ms if self.first_audio_ms is not None else self.profile.draw().tts_ms
+
+    def __enter__(self) -> SimulatedElevenLabs:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                owner.requests += 1
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                samples = len(str(body.get("text", ""))) * TTS_MS_OF_AUDIO_PER_CHARACTER * 16
+                time.sleep(owner._delay_ms() / 1000.0)
+                self.send_response(200)
+                self.send_header("Content-Type", "audio/pcm")
+                self.send_header("Content-Length", str(samples * 2))
+                self.end_headers()
+                try:
+                    self.wfile.write(bytes(samples * 2))
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, name="sim-elevenlabs", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+
+# --- LLM -----------------------------------------------------------------------------
+class SimulatedLLM:
+    """A responder whose first token arrives ``first_token_ms`` after the request.
+
+    The words are the wrapped responder's (so replies, and their first clause, have
+    realistic lengths); tokens follow every :data:`LLM_TOKEN_INTERVAL_MS`. Set
+    :attr:`first_token_ms` before a turn; None draws from ``profile``.
+    """
+
+    def __init__(self, inner: Responder, first_token_ms: float | None = None, profile: LatencyProfile | None = None):
+        self.inner = inner
+        self.first_token_ms = first_token_ms
+        self.profile = profile or LatencyProfile()
+        self.requests = 0
+        self.first_tokens: list[float] = []  # monotonic time of each reply's first token
+
+    def greeting(self) -> str:
+        return self.inner.greeting()
+
+    async def stream(self, conversation: Conversation) -> AsyncIterator[str]:
+        self.requests += 1
+        first_at = time.monotonic() + (
+            self.first_token_ms if self.first_token_ms is not None else self.profile.draw().llm_ms
+        ) / 1000.0
+        first = True
+        async for delta in self.inner.stream(conversation):
+            wait = first_at - time.monotonic() if first else LLM_TOKEN_INTERVAL_MS / 1000.0
+            await asyncio.sleep(max(0.0, wait))
+            if first:
+                self.first_tokens.append(time.monotonic())
+            first = False
+            yield delta
+
+
+class TimedTTS:
+    """Records when each piece of text is handed to the wrapped synthesiser."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.sample_rate_hz = inner.sample_rate_hz
+        self.calls: list[float] = []
+
+    def stream(self, text: str) -> AsyncIterator[Any]:
+        self.calls.append(time.monotonic())
+        return self.inner.stream(text)
+
+    def clause_waits_ms(self, first_tokens: list[float]) -> list[float]:
+        """Per reply: first token → first piece handed to TTS (the first clause forming)."""
+        out = []
+        for t in first_tokens:
+            later = [c for c in self.calls if c >= t]
+            if later:
+                out.append((later[0] - t) * 1000.0)
+        return out
+

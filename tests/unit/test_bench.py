@@ -1,0 +1,124 @@
+"""Smoke tests of the benchmarks at tiny sizes: they run and report sane figures.
+
+No timing thresholds here: `make bench` reports timings, tests only check structure.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from core.bench.simulated import LatencyProfile, SimulatedDeepgram, SimulatedElevenLabs
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, float | int) and math.isfinite(v)
+
+
+@pytest.fixture
+def services(data_dir):
+    from core.config import Settings
+    from core.services import build_services
+
+    s = build_services(Settings(data_dir=data_dir))
+    yield s
+    s.store.close()
+
+
+def test_latency_profile_is_seeded_and_within_its_ranges():
+    a, b = LatencyProfile(seed=3), LatencyProfile(seed=3)
+    draws = [a.draw() for _ in range(200)]
+    assert draws[:5] == [b.draw() for _ in range(5)]
+    assert all(100.0 <= d.tts_ms <= 300.0 and d.stt_ms >= 0 and d.llm_ms >= 0 for d in draws)
+    assert 250 < np.mean([d.stt_ms for d in draws]) < 350
+    assert LatencyProfile(scale=0.0).draw().total_ms == 0.0
+
+
+def test_simulated_deepgram_answers_finalize_after_the_injected_delay():
+    from core.providers.deepgram_stt import DeepgramSTT
+
+    with SimulatedDeepgram(transcript="block my card", final_delay_ms=150.0) as dg:
+        stream = DeepgramSTT("k", base_url=dg.url).open()
+        stream.accept(np.zeros(3200, np.int16))
+        t0 = time.monotonic()
+        transcript = stream.finish()
+        elapsed_ms = (time.monotonic() - t0) * 1000
+    assert transcript.text == "block my card"
+    assert elapsed_ms >= 150.0
+    assert dg.injected_ms == [150.0]
+
+
+async def _collect(tts, text):
+    return [chunk async for chunk in tts.stream(text)]
+
+
+def test_simulated_elevenlabs_streams_pcm_through_the_adapter():
+    import asyncio
+
+    from core.providers.elevenlabs_tts import ElevenLabsTTS
+
+    with SimulatedElevenLabs(first_audio_ms=50.0) as xi:
+        chunks = asyncio.run(_collect(ElevenLabsTTS("k", base_url=xi.url), "Hello there."))
+    samples = sum(c.size for c in chunks)
+    assert samples == len("Hello there.") * 65 * 16
+    assert xi.requests == 1
+
+
+def test_voice_bench_reports_every_stage(services):
+    from core.bench.voice import STAGES, caller_turns_of, play_turns, stage_figures
+
+    records = play_turns(services, [caller_turns_of(services)[0][0]], 1)
+    figures = stage_figures(records)
+    assert figures["turns"] == 1
+    for stage in STAGES:
+        assert _finite(figures[f"{stage}_p50"]) and figures[f"{stage}_p50"] >= 0
+    assert figures["voice_to_voice_ms_p50"] >= figures["endpointing_ms_p50"]
+
+
+def test_concurrency_level_measures_lag_latency_cpu_and_memory(services):
+    from core.bench.concurrency import call_audio, run_level
+
+    row = run_level(services, services.stt, 2, call_audio(services), seconds=2.5, prewarm=True)
+    assert row["sessions"] == 2
+    assert _finite(row["lag_ms_p95"]) and row["lag_ms_p95"] >= 0
+    assert row["lag_ms_p50"] <= row["lag_ms_p95"] <= row["lag_ms_max"]
+    assert row["frames_not_processed"] == 0
+    assert row["cpu_per_session_realtime"] > 0 and _finite(row["rss_mb_per_session"])
+    assert isinstance(row["real_time"], bool)
+
+
+def test_store_throughput_and_wrapup_transcripts(services):
+    from core.bench.copilot import WORDS_PER_MINUTE, _transcript, store_throughput
+
+    figures = store_throughput(services.store, segments=40, threads=4)
+    assert figures["segments_per_s_1_writer"] > 0 and figures["segments_per_s_4_writers"] > 0
+    lines = _transcript(services, 1)
+    words = sum(len(t.split()) for _, t in lines)
+    assert words >= WORDS_PER_MINUTE
+    assert {s for s, _ in lines} == {"caller", "agent"}
+
+
+def test_runner_table_and_machine_info():
+    from core.bench.__main__ import machine, table
+
+    info = machine()
+    assert info["cores"] >= 1 and info["python"]
+    results = {
+        "cloud": {**{f"{k}_p{q}": 1.0 for k in ("voice_to_voice_ms", "overhead_ms", "overhead_without_clause_ms")
+                     for q in (50, 95)}},
+        "concurrency": {"offline": {"max_real_time_sessions": 1, "levels": [
+            {"sessions": 1, "lag_ms_p50": 1.0, "lag_ms_p95": 2.0, "cpu_cores_used": 0.1, "rss_mb_per_session": 3.0}]}},
+    }
+    text = table(results)
+    assert "overhead over providers" in text and "most real-time sessions" in text
+
+
+@pytest.mark.slow
+def test_startup_serves_the_page_and_runs_it(data_dir):
+    from core.bench.startup import server_run
+
+    figures = server_run(timeout_s=120)
+    assert 0 < figures["page_served_s"] <= figures["first_page_run_s"]
