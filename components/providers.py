@@ -60,3 +60,14 @@ def render_provider_chains(
     for stage, provider in offline.items():
         st.markdown(f"**{STAGE_TITLES.get(stage, stage)}** — `{provider}` (offline, nothing to fall back to)")
     return pressed
+
+
+def render_degraded_banner(chains: Sequence[ChainStatus]) -> None:
+    """One line on a call page when a stage has fallen back from its chosen provider."""
+    degraded = [s for s in chains if s.degraded]
+    if degraded:
+        parts = [
+            f"{STAGE_TITLES.get(s.stage, s.stage).lower()} on `{s.active}` (instead of `{s.providers[0]}`)"
+            for s in degraded
+        ]
+        st.warning("Degraded mode: " + "; ".join(parts) + ". Calls go on; see **Health**.", icon="⚠️")

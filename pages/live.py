@@ -6,6 +6,7 @@ import streamlit as st
 
 from components.calls import render_recording_notice
 from components.rtc import enable_loopback_ice, render_mic_capture
+from components.providers import render_degraded_banner
 from components.runtime import get_services
 from components.transcript import fmt_offset, render_call_list, render_transcript
 from core.bridge import CaptureBridge
@@ -32,6 +33,7 @@ render_mic_capture("live", bridge)
 
 @st.fragment(run_every=services.settings.ui_poll_interval_s)
 def live_panel() -> None:
+    render_degraded_banner(services.provider_status())
     snap = bridge.snapshot()
     if bridge.error:
         st.error(bridge.error)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from components.calls import render_recording_notice
 from components.rtc import AudioOutHolder, enable_loopback_ice, render_mic_capture
+from components.providers import render_degraded_banner
 from components.runtime import get_services
 from components.transcript import render_transcript
 from components.turns import render_turn_metrics
@@ -36,6 +37,7 @@ render_mic_capture("talk", bridge, audio_out=st.session_state.talk_out)
 
 @st.fragment(run_every=services.settings.ui_poll_interval_s)
 def conversation() -> None:
+    render_degraded_banner(services.provider_status())
     snap = bridge.snapshot()
     call_id = snap.call_id if snap is not None else bridge.last_call_id
     if call_id is None:

@@ -114,3 +114,19 @@ def test_copilot_proposes_a_disposition_when_the_call_ends_and_records_the_agent
     assert filed["confirmed_by"] == "Dana" and filed["proposed_sub_disposition"] == "card_replaced"
     assert any("changed from the proposal" in s.value for s in at.success)
     assert len(store.events(call.id, "disposition_proposed")) == 1  # not proposed again on rerun
+
+
+def test_call_pages_say_when_a_stage_runs_degraded():
+    def page():
+        from core.resilience import ChainStatus
+        from components.providers import render_degraded_banner
+
+        render_degraded_banner([
+            ChainStatus("llm", ("openai", "embedded"), "embedded", True, ()),
+            ChainStatus("tts", ("elevenlabs", "espeak"), "elevenlabs", False, ()),
+        ])
+
+    at = AppTest.from_function(page).run()
+    assert len(at.warning) == 1
+    text = at.warning[0].value
+    assert "replies on `embedded` (instead of `openai`)" in text and "elevenlabs" not in text
