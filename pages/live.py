@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from components.calls import render_recording_notice
-from components.rtc import enable_loopback_ice, render_mic_capture
 from components.providers import render_degraded_banner
+from components.rtc import enable_loopback_ice, render_mic_capture
 from components.runtime import get_services
 from components.transcript import fmt_offset, render_call_list, render_transcript
 from core.bridge import CaptureBridge

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from components.calls import render_recording_notice
-from components.rtc import AudioOutHolder, enable_loopback_ice, render_mic_capture
 from components.providers import render_degraded_banner
+from components.rtc import AudioOutHolder, enable_loopback_ice, render_mic_capture
 from components.runtime import get_services
 from components.transcript import render_transcript
 from components.turns import render_turn_metrics

@@ -118,8 +118,8 @@ def test_copilot_proposes_a_disposition_when_the_call_ends_and_records_the_agent
 
 def test_call_pages_say_when_a_stage_runs_degraded():
     def page():
-        from core.resilience import ChainStatus
         from components.providers import render_degraded_banner
+        from core.resilience import ChainStatus
 
         render_degraded_banner([
             ChainStatus("llm", ("openai", "embedded"), "embedded", True, ()),
