@@ -43,8 +43,9 @@ except Exception as exc:  # show, don't crash the page
     st.error(f"Store check failed: {exc}")
 
 st.subheader("Domain pack")
-st.write(f"**{services.pack.name}** — {len(services.pack.articles)} articles, "
-         f"{len(services.pack.phrases)} phrases, fingerprint `{services.pack.fingerprint()}`")
+st.write(f"**{services.pack.name}** — {len(services.knowledge.articles())} articles in the knowledge "
+         f"base ({len(services.pack.articles)} shipped with the pack), {len(services.pack.phrases)} "
+         f"phrases, fingerprint `{services.pack.fingerprint()}`")
 
 st.subheader("Versions")
 versions = {}
