@@ -190,6 +190,7 @@ def run_level(
         "transcript_latency_ms_p95": pct(finals, 95),
         "cpu_cores_used": cpu_s / wall_s,
         "stt_worker_processes": len(workers),
+        "stt_workers_rss_mb": sum(_rss_bytes(p) for p in workers) / 2**20,
         "cpu_per_session_realtime": cpu_s / (n * seconds),  # 1.0 = one core per session
         "rss_mb_per_session": (rss_after - rss_before) / n / 2**20,
         "real_time": lag_p95 is not None and lag_p95 < REAL_TIME_LAG_P95_MS and dropped == 0,
