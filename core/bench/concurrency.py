@@ -145,7 +145,8 @@ def run_level(
         s.start()
     offsets = rng.integers(0, audio.size // frame_samples, size=n)
     looped = np.concatenate([audio, audio[: (frames_per_session + 1) * frame_samples]])
-    cpu0, wall0 = time.process_time() + sum(_cpu_s(p) for p in workers), time.monotonic()
+    workers_cpu0 = sum(_cpu_s(p) for p in workers)
+    cpu0, wall0 = time.process_time() + workers_cpu0, time.monotonic()
     for k in range(frames_per_session):  # feeder: every session gets frame k at t0 + k·20 ms
         due = wall0 + k * frame_ms / 1000.0
         time.sleep(max(0.0, due - time.monotonic()))
@@ -155,7 +156,8 @@ def run_level(
     fed_wall = time.monotonic() - wall0
     for s in sessions:
         s.wait_idle(DRAIN_TIMEOUT_S)
-    cpu_s = time.process_time() + sum(_cpu_s(p) for p in workers) - cpu0
+    workers_cpu_s = sum(_cpu_s(p) for p in workers) - workers_cpu0
+    cpu_s = time.process_time() + workers_cpu_s + workers_cpu0 - cpu0
     wall_s = time.monotonic() - wall0
     rss_after = _rss_bytes() + sum(_rss_bytes(p) for p in workers)
     lags: list[np.ndarray] = []
@@ -190,6 +192,7 @@ def run_level(
         "transcript_latency_ms_p95": pct(finals, 95),
         "cpu_cores_used": cpu_s / wall_s,
         "stt_worker_processes": len(workers),
+        "stt_workers_cpu_cores_used": workers_cpu_s / wall_s,
         "stt_workers_rss_mb": sum(_rss_bytes(p) for p in workers) / 2**20,
         "cpu_per_session_realtime": cpu_s / (n * seconds),  # 1.0 = one core per session
         "rss_mb_per_session": (rss_after - rss_before) / n / 2**20,
