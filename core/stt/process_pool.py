@@ -14,22 +14,19 @@ for the final transcript up to a timeout. A worker that dies fails its open utte
 with :class:`~core.stt.STTError` and is replaced when the next utterance opens.
 
 Workers are started with the ``spawn`` context (the app process has threads, so forking
-it is unsafe) from one launcher thread that the first engine starts: processes inherit
-their creator's nice value, and the speech-model refresher runs niced.
+it is unsafe); the worker side is :mod:`core.stt.pool_worker`. A send to a worker blocks
+only when its pipe is full (the worker is about a second behind): that back-pressure
+keeps an overloaded machine visible as lag rather than as audio piling up unbounded.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import itertools
 import logging
 import multiprocessing as mp
 import os
-import signal
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -37,186 +34,20 @@ import numpy as np
 
 from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
 from core.stt import STTError, Transcript
-from core.stt.pocketsphinx_stt import DECODER_DEFAULTS, NOISE_FLOOR_DBFS, PocketsphinxEngine
+from core.stt.pocketsphinx_stt import DECODER_DEFAULTS, NOISE_FLOOR_DBFS
+from core.stt.pool_worker import WorkerProcess
 
 log = logging.getLogger(__name__)
 
 SHIP_EVERY_MS = 160  # audio buffered before it is sent to the worker (one message per batch)
 FINISH_TIMEOUT_S = 5.0  # wait for the final transcript at most this long
 WORKER_START_TIMEOUT_S = 60.0  # spawn, imports and the first decoder (~1 s when idle)
-STOP_JOIN_S = 5.0  # a stopped worker must exit within this, or it is terminated
 RETIRE_GRACE_S = 120.0  # a replaced engine's workers are stopped at the latest after this
-
-_launcher_lock = threading.Lock()
-_launcher: ThreadPoolExecutor | None = None
 
 
 def default_workers() -> int:
     """One worker per core."""
     return os.cpu_count() or 1
-
-
-def _launch(start: Any) -> None:
-    """Run ``start`` (a process start) on the launcher thread and wait for it."""
-    global _launcher
-    with _launcher_lock:
-        if _launcher is None:
-            _launcher = ThreadPoolExecutor(1, thread_name_prefix="stt-worker-launch")
-            _launcher.submit(lambda: None).result()  # the thread exists now, at our priority
-    _launcher.submit(start).result()
-
-
-def _serve(conn: Connection, lm_path: str | None, dict_path: str | None,
-           options: dict[str, object], floor: float | None) -> None:
-    """A worker's loop: decode the utterances its parent sends, answer on ``conn``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
-    try:
-        engine = PocketsphinxEngine(
-            Path(lm_path) if lm_path else None, Path(dict_path) if dict_path else None, options, floor
-        )
-    except STTError as exc:
-        conn.send(("failed", str(exc)))
-        return
-    conn.send(("ready",))
-    streams: dict[int, Any] = {}
-    partials: dict[int, str] = {}
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):  # the parent has gone
-            break
-        kind = msg[0]
-        if kind == "stop":
-            break
-        if kind == "ping":
-            conn.send(("pong", msg[1]))
-            continue
-        sid = msg[1]
-        try:
-            if kind == "open":
-                streams[sid] = engine.open()
-            elif kind == "audio" and sid in streams:
-                stream = streams[sid]
-                stream.accept(np.frombuffer(msg[2], dtype=np.int16))
-                text = stream.partial()
-                if text != partials.get(sid, ""):
-                    partials[sid] = text
-                    conn.send(("partial", sid, text))
-            elif kind == "finish":
-                partials.pop(sid, None)
-                if sid not in streams:
-                    conn.send(("error", sid, "the utterance was lost in the worker"))
-                    continue
-                t = streams.pop(sid).finish()
-                conn.send(("final", sid, t.text, t.confidence, t.decode_ms, t.audio_ms))
-            elif kind == "cancel" and sid in streams:
-                partials.pop(sid, None)
-                streams.pop(sid).cancel()
-        except STTError as exc:
-            broken = streams.pop(sid, None)
-            if broken is not None:
-                broken.cancel()
-            conn.send(("error", sid, str(exc)))
-    for stream in streams.values():
-        stream.cancel()
-
-
-class _Worker:
-    """The parent's end of one worker process: its pipe, a reader thread, its streams."""
-
-    def __init__(self, ctx: Any, config: tuple[Any, ...], index: int):
-        self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_serve, args=(child, *config), name=f"stt-worker-{index}", daemon=True)
-        _launch(self.process.start)
-        child.close()  # so the reader sees EOF when the worker exits
-        self.ready = threading.Event()
-        self.failure: str | None = None
-        self.dead = False
-        self.streams: dict[int, ProcessStream] = {}
-        self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
-        self._pongs: dict[int, threading.Event] = {}
-        self._reader = threading.Thread(target=self._read, name=f"stt-worker-{index}-reader", daemon=True)
-        self._reader.start()
-
-    @property
-    def alive(self) -> bool:
-        return not self.dead and self.process.is_alive()
-
-    @property
-    def active(self) -> int:
-        return len(self.streams)
-
-    def send(self, msg: tuple[Any, ...]) -> None:
-        try:
-            with self._send_lock:
-                self.conn.send(msg)
-        except (OSError, ValueError) as exc:  # broken pipe, or closed by stop()
-            self.dead = True
-            raise STTError(f"the speech worker is gone: {exc}") from exc
-
-    def add(self, stream: ProcessStream) -> None:
-        with self._lock:
-            self.streams[stream.sid] = stream
-
-    def remove(self, sid: int) -> None:
-        with self._lock:
-            self.streams.pop(sid, None)
-
-    def ping(self, token: int, timeout_s: float) -> bool:
-        """True once the worker has handled every message sent before this one."""
-        event = threading.Event()
-        with self._lock:
-            self._pongs[token] = event
-        try:
-            self.send(("ping", token))
-            return event.wait(timeout_s)
-        except STTError:
-            return False
-        finally:
-            with self._lock:
-                self._pongs.pop(token, None)
-
-    def _read(self) -> None:
-        while True:
-            try:
-                msg = self.conn.recv()
-            except (EOFError, OSError):
-                break
-            kind = msg[0]
-            if kind == "ready":
-                self.ready.set()
-                continue
-            if kind == "failed":
-                self.failure = msg[1]
-                break
-            with self._lock:
-                pong = self._pongs.get(msg[1]) if kind == "pong" else None
-                stream = self.streams.get(msg[1]) if kind != "pong" else None
-            if pong is not None:
-                pong.set()
-            if stream is not None:
-                stream.on_message(msg)
-        self.dead = True
-        self.ready.set()
-        with self._lock:
-            orphans = list(self.streams.values())
-        for stream in orphans:
-            stream.on_message(("error", stream.sid, self.failure or "the speech worker exited"))
-
-    def stop(self) -> None:
-        """Ask the worker to exit, reap it (terminate if it will not), close the pipe."""
-        if self.process.is_alive():
-            with contextlib.suppress(STTError):
-                self.send(("stop",))
-            self.process.join(STOP_JOIN_S)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(STOP_JOIN_S)
-        self.process.join(0)
-        self._reader.join(STOP_JOIN_S)
-        self.dead = True
-        self.conn.close()
 
 
 class ProcessPoolEngine:
@@ -272,8 +103,8 @@ class ProcessPoolEngine:
                 raise STTError(f"speech worker failed: {reason}")
         atexit.register(self.close)
 
-    def _start(self) -> _Worker:
-        return _Worker(self._ctx, self._config, next(self._spawned))
+    def _start(self) -> WorkerProcess:
+        return WorkerProcess(self._ctx, self._config, next(self._spawned))
 
     @property
     def worker_pids(self) -> list[int]:
@@ -303,7 +134,7 @@ class ProcessPoolEngine:
             workers = list(self._workers)
         return all(w.ping(next(self._ids), timeout_s) for w in workers)
 
-    def released(self, worker: _Worker, sid: int) -> None:
+    def released(self, worker: WorkerProcess, sid: int) -> None:
         """A stream is done; a retired engine stops once its last stream is."""
         worker.remove(sid)
         with self._lock:
@@ -344,7 +175,7 @@ class ProcessStream:
         sid: its id on that worker's pipe.
     """
 
-    def __init__(self, engine: ProcessPoolEngine, worker: _Worker, sid: int):
+    def __init__(self, engine: ProcessPoolEngine, worker: WorkerProcess, sid: int):
         self._engine = engine
         self._worker = worker
         self.sid = sid
