@@ -159,6 +159,10 @@ class Settings(BaseSettings):
     # --- speech to text ---------------------------------------------------------
     stt_language_model: Literal["domain", "general"] = "domain"
     partial_interval_ms: int = Field(default=200, ge=50, le=2000)
+    stt_workers: int = Field(
+        default=0, ge=0, le=64,
+        description="Offline STT worker processes (decoding off the app's interpreter lock); 0 decodes in-process",
+    )
     stt_noise_floor_dbfs: float = Field(
         default=-65.0, le=-30.0, description="White noise mixed in before decoding (stabilises CMN)"
     )

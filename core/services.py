@@ -399,7 +399,13 @@ def _refreshing(settings: Settings, pack: Pack, engine: STTEngine) -> tuple[STTE
 
     swappable = SwappableEngine(engine)
     files = ModelFiles(settings.cache_dir / "lm")
+
+    def discard(old: Any, new: Any) -> None:
+        # Worker processes of a replaced engine stop once its open utterances are done.
+        getattr(old, "retire", lambda: None)()
+        files.discard(old, new)
+
     refresher = SpeechModelRefresher(
-        lambda texts: build_engine(settings, texts, list(pack.phrases)), swappable.swap, discard=files.discard
+        lambda texts: build_engine(settings, texts, list(pack.phrases)), swappable.swap, discard=discard
     )
     return swappable, refresher

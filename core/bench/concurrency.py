@@ -1,10 +1,12 @@
 """Concurrency: N voice sessions fed real-time audio in one process.
 
-``python -m core.bench.concurrency [--stt offline|cloud|both] [--levels 1,10,25] [--seconds 20]``
+``python -m core.bench.concurrency [--stt offline|cloud|both] [--levels 1,10,25] [--seconds 20]
+[--stt-workers N]``
 
 Each session is a real :class:`~core.session.VoiceSession` (its own thread and asyncio
 loop, the product's design) with the configured endpointer and either the offline
-recogniser (pocketsphinx, shared decoder pool) or the Deepgram adapter against a
+recogniser (pocketsphinx, shared decoder pool; with ``--stt-workers N`` decoding in N
+worker processes, :mod:`core.stt.process_pool`) or the Deepgram adapter against a
 :class:`~core.bench.simulated.SimulatedDeepgram` running in a *child process* (so its
 CPU is not counted as ours). One feeder thread hands every session a 20 ms frame every
 20 ms through ``push_pcm`` (``loop.call_soon_threadsafe``, as the browser bridge does).
@@ -20,7 +22,8 @@ Per level:
 * **transcript latency**: end of speech → final transcript (includes the
   end-of-utterance silence, and the simulated provider's delay for cloud);
 * **CPU**: process CPU seconds per second of audio per session (1.0 = one core), and
-  the cores used in all; **memory**: RSS growth per session.
+  the cores used in all; **memory**: RSS growth per session. Offline STT worker
+  processes are counted in both (their CPU time and RSS are read from ``/proc``).
 
 A level is real time when the lag p95 is under :data:`REAL_TIME_LAG_P95_MS`; levels
 stop after :data:`STOP_AFTER_FAILED_LEVELS` levels in a row that are not.
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
@@ -78,9 +82,31 @@ class _TimedSession(VoiceSession):
             self.final_latencies_ms.append(event.timing.speech_end_to_final_ms)
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * 4096
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def _rss_bytes(pid: int | str = "self") -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * PAGE_BYTES
+    except OSError:  # a worker that has exited
+        return 0
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of another process (0 if it has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S  # utime, stime
+
+
+def _workers_of(stt: STTEngine) -> list[int]:
+    """Process ids of the engine's decoding workers (none for in-process engines)."""
+    return list(getattr(stt, "worker_pids", None) or [])
 
 
 def call_audio(services: Services) -> Int16Array:
@@ -105,8 +131,12 @@ def run_level(
     if prewarm:
         for stream in [stt.open() for _ in range(n)]:
             stream.cancel()
+        wait_idle = getattr(stt, "wait_idle", None)  # worker processes build their decoders
+        if wait_idle is not None:
+            wait_idle()
     frames_per_session = int(seconds * 1000 / frame_ms)
-    rss_before = _rss_bytes()
+    workers = _workers_of(stt)
+    rss_before = _rss_bytes() + sum(_rss_bytes(p) for p in workers)
     sessions = [
         _TimedSession(store=services.store, stt=stt, endpointer_factory=services.endpointer_factory, source="bench")
         for _ in range(n)
@@ -115,7 +145,8 @@ def run_level(
         s.start()
     offsets = rng.integers(0, audio.size // frame_samples, size=n)
     looped = np.concatenate([audio, audio[: (frames_per_session + 1) * frame_samples]])
-    cpu0, wall0 = time.process_time(), time.monotonic()
+    workers_cpu0 = sum(_cpu_s(p) for p in workers)
+    cpu0, wall0 = time.process_time() + workers_cpu0, time.monotonic()
     for k in range(frames_per_session):  # feeder: every session gets frame k at t0 + k·20 ms
         due = wall0 + k * frame_ms / 1000.0
         time.sleep(max(0.0, due - time.monotonic()))
@@ -125,8 +156,10 @@ def run_level(
     fed_wall = time.monotonic() - wall0
     for s in sessions:
         s.wait_idle(DRAIN_TIMEOUT_S)
-    cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
-    rss_after = _rss_bytes()
+    workers_cpu_s = sum(_cpu_s(p) for p in workers) - workers_cpu0
+    cpu_s = time.process_time() + workers_cpu_s + workers_cpu0 - cpu0
+    wall_s = time.monotonic() - wall0
+    rss_after = _rss_bytes() + sum(_rss_bytes(p) for p in workers)
     lags: list[np.ndarray] = []
     per_session_p95: list[float] = []
     finals: list[float] = []
@@ -158,6 +191,9 @@ def run_level(
         "transcript_latency_ms_p50": pct(finals, 50),
         "transcript_latency_ms_p95": pct(finals, 95),
         "cpu_cores_used": cpu_s / wall_s,
+        "stt_worker_processes": len(workers),
+        "stt_workers_cpu_cores_used": workers_cpu_s / wall_s,
+        "stt_workers_rss_mb": sum(_rss_bytes(p) for p in workers) / 2**20,
         "cpu_per_session_realtime": cpu_s / (n * seconds),  # 1.0 = one core per session
         "rss_mb_per_session": (rss_after - rss_before) / n / 2**20,
         "real_time": lag_p95 is not None and lag_p95 < REAL_TIME_LAG_P95_MS and dropped == 0,
@@ -213,16 +249,19 @@ def deepgram_in_child(seed: int = 0, compression: bool = True) -> Iterator[str]:
 def run(
     modes: tuple[str, ...] = ("offline", "cloud"), levels: tuple[int, ...] = LEVELS,
     seconds: float = AUDIO_S, log: Callable[[str], None] = _progress,
-    frame_ms: int = FRAME_MS, compression: bool = True,
+    frame_ms: int = FRAME_MS, compression: bool = True, stt_workers: int = 0,
 ) -> dict[str, Any]:
     """Sweep ``levels`` for each mode; ``frame_ms`` and ``compression`` (the simulated
-    Deepgram accepting permessage-deflate) are there to measure what they cost."""
+    Deepgram accepting permessage-deflate) are there to measure what they cost;
+    ``stt_workers`` above 0 decodes offline STT in that many worker processes."""
     out: dict[str, Any] = {"real_time_lag_p95_ms": REAL_TIME_LAG_P95_MS, "caller_pause_s": CALLER_PAUSE_S,
-                           "frame_ms": frame_ms, "websocket_compression": compression}
+                           "frame_ms": frame_ms, "websocket_compression": compression,
+                           "stt_workers": stt_workers}
     with tempfile.TemporaryDirectory() as tmp:
-        services = build_services(Settings(data_dir=Path(tmp)))
+        services = build_services(Settings(data_dir=Path(tmp), stt_workers=stt_workers))
         if "offline" in modes:
-            log("concurrency, offline STT (pocketsphinx)")
+            where = f"{stt_workers} worker processes" if stt_workers else "in-process"
+            log(f"concurrency, offline STT (pocketsphinx, {where})")
             out["offline"] = sweep(services, services.stt, levels, seconds, log, prewarm=True, frame_ms=frame_ms)
         if "cloud" in modes:
             from core.providers.deepgram_stt import DeepgramSTT
@@ -232,6 +271,7 @@ def run(
                 stt = DeepgramSTT(SIMULATED_KEY, base_url=url)
                 out["cloud"] = sweep(services, stt, levels, seconds, log, frame_ms=frame_ms)
         getattr(services.store, "close", lambda: None)()
+        getattr(services.stt, "close", lambda: None)()
     return out
 
 
@@ -242,11 +282,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=AUDIO_S)
     parser.add_argument("--frame-ms", type=int, default=FRAME_MS, help="audio per hand-over (20 as in the browser)")
     parser.add_argument("--no-compression", action="store_true", help="simulated Deepgram refuses permessage-deflate")
+    parser.add_argument("--stt-workers", type=int, default=0,
+                        help="offline STT decoded in N worker processes (0: in-process, as by default)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     modes = ("offline", "cloud") if args.stt == "both" else (args.stt,)
     levels = tuple(int(x) for x in args.levels.split(","))
-    result = run(modes, levels, args.seconds, frame_ms=args.frame_ms, compression=not args.no_compression)
+    result = run(modes, levels, args.seconds, frame_ms=args.frame_ms, compression=not args.no_compression,
+                 stt_workers=args.stt_workers)
     emit(result, args.json)
     return 0
 

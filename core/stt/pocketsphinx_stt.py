@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
-from core.stt import STTError, Transcript
+from core.stt import STTEngine, STTError, Transcript
 from core.text import clean_hypothesis
 
 log = logging.getLogger(__name__)
@@ -193,19 +193,31 @@ def _intent_examples(pack_dir: object) -> list[str]:
     return [str(e) for intent in pack.intents for e in (intent.get("examples") or [])]
 
 
-def build_engine(settings: object, texts: list[str], phrases: list[str]) -> PocketsphinxEngine:
+def build_engine(settings: object, texts: list[str], phrases: list[str]) -> STTEngine:
     """The offline engine configured per settings (domain or general language model).
 
     The domain model is built from ``texts`` (KB prose), ``phrases`` and the example
     utterances of the intents of ``settings.pack_dir`` (caller-style text, weighted up).
+    With ``settings.stt_workers`` above 0 the engine decodes in that many worker processes
+    (:mod:`core.stt.process_pool`), from the same files.
     """
     floor = getattr(settings, "stt_noise_floor_dbfs", NOISE_FLOOR_DBFS)
     if settings.stt_language_model == "general":
-        return PocketsphinxEngine(noise_floor_dbfs=floor)
+        return _engine(settings, None, None, floor)
     from core.stt.domain_lm import build_domain_model
 
     examples = _intent_examples(getattr(settings, "pack_dir", None))
     seen = set(phrases)
     caller_lines = [*phrases, *(e for e in examples if e not in seen)]
     model = build_domain_model(texts, caller_lines, Path(settings.cache_dir) / "lm")
-    return PocketsphinxEngine(model.lm_path, model.dict_path, noise_floor_dbfs=floor)
+    return _engine(settings, model.lm_path, model.dict_path, floor)
+
+
+def _engine(settings: object, lm_path: Path | None, dict_path: Path | None, floor: float | None) -> STTEngine:
+    """In-process, or in ``settings.stt_workers`` worker processes when that is above 0."""
+    workers = int(getattr(settings, "stt_workers", 0) or 0)
+    if workers > 0:
+        from core.stt.process_pool import ProcessPoolEngine
+
+        return ProcessPoolEngine(lm_path, dict_path, noise_floor_dbfs=floor, workers=workers)
+    return PocketsphinxEngine(lm_path, dict_path, noise_floor_dbfs=floor)

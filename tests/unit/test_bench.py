@@ -90,6 +90,19 @@ def test_concurrency_level_measures_lag_latency_cpu_and_memory(services):
     assert isinstance(row["real_time"], bool)
 
 
+def test_concurrency_level_counts_stt_worker_processes(services):
+    from core.bench.concurrency import call_audio, run_level
+    from core.stt.process_pool import ProcessPoolEngine
+
+    stt = ProcessPoolEngine(services.stt.lm_path, services.stt.dict_path, workers=1)
+    try:
+        row = run_level(services, stt, 2, call_audio(services), seconds=2.5, prewarm=True)
+    finally:
+        stt.close()
+    assert row["stt_worker_processes"] == 1 and row["frames_not_processed"] == 0
+    assert row["cpu_per_session_realtime"] > 0 and _finite(row["rss_mb_per_session"])
+
+
 def test_store_throughput_and_wrapup_transcripts(services):
     from core.bench.copilot import WORDS_PER_MINUTE, _transcript, store_throughput
 
