@@ -276,10 +276,22 @@ class Services:
         return EmbeddedResponder(self.knowledge.pack_view(self.pack), self.reply_kb, self.intent_model())
 
     def provider_status(self) -> list[ChainStatus]:
-        """Each stage served by a fallback chain: providers, who serves, breaker states."""
-        if self._status_responder is None:
-            self._status_responder = self.new_responder()
-        engines = (self.stt, self.tts, self._status_responder)
+        """Each stage served by a fallback chain: providers, who serves, breaker states.
+
+        Polled by the call pages: stages on their offline provider alone have no chain,
+        so nothing is built for them (the embedded default reports nothing, cheaply).
+        """
+        from core.providers.registry import chain_names
+
+        engines: list[Any] = []
+        if chain_names(self.settings, "stt"):
+            engines.append(self.stt)
+        if chain_names(self.settings, "tts"):
+            engines.append(self.tts)
+        if chain_names(self.settings, "llm"):
+            if self._status_responder is None:
+                self._status_responder = self.new_responder()
+            engines.append(self._status_responder)
         return [e.status() for e in engines if hasattr(e, "status")]
 
     def _session(self, source: str, metadata: dict[str, Any] | None) -> VoiceSession:

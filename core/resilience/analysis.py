@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from core.disposition import DispositionProposal, Line
 from core.resilience.breaker import BreakerState
-from core.resilience.chain import Chain, ChainFront
+from core.resilience.chain import ChainFront
 from core.resilience.observe import ProviderSink, begin_usage
 from core.resilience.retry import Budget
 from core.resilience.streams import STREAM_ERRORS, ChainExhausted
@@ -56,10 +56,6 @@ class EmbeddedAnalyst:
 
 class FallbackAnalyst(ChainFront):
     """Analysts in order (LLM first, :class:`EmbeddedAnalyst` last) behind one analyst."""
-
-    def __init__(self, chain: Chain[Any]):
-        self.chain = chain
-        self.name = "+".join(chain.names)
 
     def with_sink(self, sink: ProviderSink) -> FallbackAnalyst:
         return FallbackAnalyst(self.chain.with_sink(sink))

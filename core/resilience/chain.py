@@ -162,6 +162,10 @@ class ChainFront:
 
     chain: Chain[Any]
 
+    def __init__(self, chain: Chain[Any]):
+        self.chain = chain
+        self.name = "+".join(chain.names)
+
     def status(self) -> ChainStatus:
         return self.chain.status()
 

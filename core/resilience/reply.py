@@ -17,7 +17,7 @@ import re
 from collections.abc import AsyncIterator
 
 from core.reply import Conversation, ReplyError, Responder
-from core.resilience.chain import Chain, ChainFront, provider_name
+from core.resilience.chain import ChainFront, provider_name
 from core.resilience.observe import ProviderSink
 from core.resilience.retry import Budget
 from core.resilience.streams import (
@@ -51,10 +51,6 @@ class FallbackResponder(ChainFront):
     Args:
         chain: the responders with their breakers, retry policy, budget and sink.
     """
-
-    def __init__(self, chain: Chain[Responder]):
-        self.chain = chain
-        self.name = "+".join(chain.names)
 
     def with_sink(self, sink: ProviderSink) -> FallbackResponder:
         """The same chain reporting one call's events to ``sink``."""

@@ -39,8 +39,7 @@ class FallbackSTT(ChainFront):
     """
 
     def __init__(self, chain: Chain[STTEngine], sample_rate_hz: int = PIPELINE_SAMPLE_RATE_HZ):
-        self.chain = chain
-        self.name = "+".join(chain.names)
+        super().__init__(chain)
         self.sample_rate_hz = sample_rate_hz
 
     def with_sink(self, sink: ProviderSink) -> FallbackSTT:

@@ -32,8 +32,7 @@ class FallbackTTS(ChainFront):
     """
 
     def __init__(self, chain: Chain[TTSEngine]):
-        self.chain = chain
-        self.name = "+".join(chain.names)
+        super().__init__(chain)
         self.sample_rate_hz = int(chain.engines[0].sample_rate_hz)
 
     def with_sink(self, sink: ProviderSink) -> FallbackTTS:
