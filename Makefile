@@ -68,7 +68,7 @@ eval: $(VENV)/.runtime
 	$(BIN)/python -m core.eval vad
 	$(BIN)/python -m core.eval kb --docs ../shared/data/kb/doc2dial_docs.jsonl --queries ../shared/data/kb/doc2dial_queries.jsonl
 	$(BIN)/python -m core.eval disposition --calls ../shared/data/calls/hvb_calls.jsonl
-	$(BIN)/python -m core.eval intent --train ../shared/data/intent/banking77_train.csv --split 0.2
+	$(BIN)/python -m core.eval intent --train ../shared/data/intent/banking77_train.csv --split 0.2 --fine-tune 2
 
 # CALLS=8 DAYS=7 by default; about half a minute per call.
 demo-data: $(VENV)/.runtime
@@ -76,7 +76,7 @@ demo-data: $(VENV)/.runtime
 
 # Prints one table and writes the figures to bench-results/ (BENCH_ARGS=--quick: a short run).
 bench: $(VENV)/.runtime
-	$(BIN)/python -m core.bench $(BENCH_ARGS)
+	$(BIN)/python -m tests.pg $(BIN)/python -m core.bench $(BENCH_ARGS)
 
 # The Talk browser test RUNS times (about a minute each), then p50/p95 of what the caller hears.
 bench-browser: $(VENV)/.dev system-deps

@@ -170,6 +170,10 @@ class Settings(BaseSettings):
     pii_redaction: bool = Field(
         default=True, description="Redact card/account/phone numbers, emails, national ids"
     )
+    intent_encoder: Path | None = Field(
+        default=None,
+        description="Folder of an intent encoder fine-tuned by `python -m core.intent_tuning`; unset: MiniLM as shipped",
+    )
 
     # --- cloud speech: Deepgram (STT) and ElevenLabs (TTS) ------------------------
     deepgram_model: str = Field(default="nova-3", description="Deepgram streaming model")
@@ -263,6 +267,11 @@ class Settings(BaseSettings):
             raise ConfigError("; ".join(missing))
         if not self.pack_dir.is_dir():
             raise ConfigError(f"VC_PACK_DIR={self.pack_dir} is not a directory")
+        if self.intent_encoder is not None and not (self.intent_encoder / "config.json").is_file():
+            raise ConfigError(
+                f"VC_INTENT_ENCODER={self.intent_encoder} is not an encoder folder (no config.json); "
+                "build one with `python -m core.intent_tuning --train TRAIN.csv --out DIR` or unset it"
+            )
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration with secrets masked, for display."""

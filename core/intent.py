@@ -316,6 +316,10 @@ class IntentClassifier:
             (default depends on the backend).
         c_embedding: regularisation of the embedding regression.
         c_lexical: regularisation of the TF-IDF regression.
+        fine_tune_epochs: with at least :data:`LARGE_TRAINING_SET` examples, first
+            fine-tune the encoder for this many epochs (:mod:`core.intent_tuning`) on the
+            training part of the validation split, so that confidence is still calibrated
+            on examples the encoder never saw; 0 (default) keeps the encoder as it is.
     """
 
     def __init__(
@@ -327,6 +331,7 @@ class IntentClassifier:
         min_similarity: float | None = None,
         c_embedding: float = EMBEDDING_C,
         c_lexical: float = LEXICAL_C,
+        fine_tune_epochs: int = 0,
     ):
         if use_embeddings is False:
             embedder = None
@@ -340,6 +345,8 @@ class IntentClassifier:
         self.min_similarity = min_similarity
         self.c_embedding = c_embedding
         self.c_lexical = c_lexical
+        self.fine_tune_epochs = fine_tune_epochs
+        self.fine_tuned = False
         self.temperature = 1.0
         self.labels: tuple[str, ...] = ()
         self.names: dict[str, str] = {}
@@ -401,6 +408,8 @@ class IntentClassifier:
         index = {label: i for i, label in enumerate(labels_found)}
         norm = [t for t, _ in pairs]
         y = np.array([index[label] for _, label in pairs], dtype=np.int64)
+        if self.fine_tune_epochs > 0:
+            self._fine_tune(norm, y, len(labels_found), seed)
         with single_threaded():
             lexical = _Lexical(norm)
             feats = self._features(norm, lexical)
@@ -422,6 +431,24 @@ class IntentClassifier:
             },
         )
         return self
+
+    def _fine_tune(self, norm: Sequence[str], y: IntArray, n: int, seed: int) -> None:
+        """Swap in an encoder tuned on the part of the examples not held out for calibration."""
+        if self._embedder is None:
+            log.warning("fine-tuning skipped: no sentence encoder (lexical backend)")
+            return
+        splits = _heldout_splits(y, seed)
+        if y.size < LARGE_TRAINING_SET or not splits:
+            log.warning(
+                "fine-tuning skipped: it needs %d examples and two of every intent (got %d)",
+                LARGE_TRAINING_SET, y.size,
+            )
+            return
+        from core.intent_tuning import fine_tune
+
+        train = splits[0][0]
+        self._embedder = fine_tune([norm[i] for i in train], y[train], n, epochs=self.fine_tune_epochs, seed=seed)
+        self.fine_tuned = True
 
     def _fit_scorers(
         self,

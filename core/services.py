@@ -251,8 +251,16 @@ class Services:
         """Intent detection trained from the pack; predicts None until it is ready."""
         with self._lock:
             if self._intent is None:
-                self._intent = BackgroundModel(lambda: IntentClassifier.from_pack(self.pack), "intent")
+                self._intent = BackgroundModel(self._train_intent_model, "intent")
             return self._intent
+
+    def _train_intent_model(self) -> IntentClassifier:
+        encoder = self.settings.intent_encoder
+        if encoder is None:
+            return IntentClassifier.from_pack(self.pack)
+        from core.intent_tuning import TunedEncoder
+
+        return IntentClassifier.from_pack(self.pack, embedder=TunedEncoder.load(encoder))
 
     def sentiment_model(self) -> SentimentModel:
         with self._lock:
