@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,8 +87,12 @@ def _as_owner(cmd: list[str], owner: str | None) -> list[str]:
     return ["runuser", "-u", owner, "--", *cmd] if owner else cmd
 
 
-def start_local_server() -> PgServer:
-    """initdb + pg_ctl start in a temporary folder; raises PostgresUnavailable if it cannot."""
+def start_local_server(durable: bool = False) -> PgServer:
+    """initdb + pg_ctl start in a temporary folder; raises PostgresUnavailable if it cannot.
+
+    ``durable`` keeps the server's default durability (fsync, synchronous commit), as a
+    benchmark of write throughput needs; tests turn it off.
+    """
     bin_dir = _bin_dir()
     owner: str | None = None
     if os.geteuid() == 0:
@@ -116,10 +120,9 @@ def start_local_server() -> PgServer:
 
     run([str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-E", "UTF8", "--no-sync",
          "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={root / 'pw'}"])
-    options = (
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     run([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "server.log"),
          "-w", "-t", str(START_TIMEOUT_S), "start"])
 
@@ -161,3 +164,36 @@ def server() -> PgServer:
             raise PostgresUnavailable(f"VC_TEST_DATABASE_URL cannot be reached: {exc}") from exc
         return PgServer(external)
     return start_local_server()
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m tests.pg CMD ...``: run CMD with ``VC_TEST_DATABASE_URL`` naming a fresh
+    database on a throwaway durable server (or on the server already named there), then
+    remove it. Without PostgreSQL, CMD runs anyway, and this says why there is none."""
+    import sys
+
+    if not argv:
+        print("usage: python -m tests.pg COMMAND [ARG ...]", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    pg: PgServer | None = None
+    url = ""
+    try:
+        pg = server() if env.get("VC_TEST_DATABASE_URL") else start_local_server(durable=True)
+        url = pg.create_database()
+        env["VC_TEST_DATABASE_URL"] = url
+    except (PostgresUnavailable, OSError, subprocess.SubprocessError) as exc:
+        print(f"no PostgreSQL server for this run: {exc}", file=sys.stderr)
+    try:
+        return subprocess.run(list(argv), env=env).returncode
+    finally:
+        if pg is not None:
+            if url:
+                pg.drop_database(url)
+            pg.stop()
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

@@ -39,7 +39,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,11 @@ MAX_RECONNECTS_PER_MINUTE = 5
 _RECONNECT_WINDOW_S = 60.0
 _POLL_S = 0.01  # how often finish() checks for a failure while waiting for the handshake
 _RECONNECTABLE = frozenset({ErrorKind.CONNECTION, ErrorKind.SERVER})
+# Audio is sent in messages of at least this much (Deepgram suggests 20-100 ms): a send
+# per 20 ms frame was a third of a cloud session's CPU. Nothing waits on it: finish()
+# sends what is left before Finalize, so only interim results come up to 40 ms later.
+SEND_CHUNK_MS = 60
+_SEND_CHUNK_BYTES = PIPELINE_SAMPLE_RATE_HZ * 2 * SEND_CHUNK_MS // 1000
 
 
 class ReconnectBudget:
@@ -155,9 +160,31 @@ class DeepgramSTT:
         self.max_reconnects_per_utterance = max_reconnects_per_utterance
         self.budget = budget or ReconnectBudget()
 
-    def connect(self) -> Any:
-        """The SDK's connection context manager (used by the streams' worker threads)."""
-        return self._client.listen.v1.connect(**self.params)
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Any]:
+        """A live ``/v1/listen`` socket as the SDK's socket client (streams' worker threads).
+
+        The URL, query and headers are the SDK's own (its encoders, its client's headers);
+        only the socket is opened here, so that it does not offer permessage-deflate.
+        ``websockets`` offers it by default and a server that accepts it has every audio
+        frame deflated: 21 % of a cloud session's CPU in ``make bench``, for PCM that
+        barely compresses. A refused handshake raises ``InvalidStatus``, which
+        :func:`translate_error` reads (status, body, ``Retry-After``).
+        """
+        import urllib.parse
+
+        from deepgram.core.jsonable_encoder import jsonable_encoder
+        from deepgram.core.query_encoder import encode_query
+        from deepgram.listen.v1.socket_client import V1SocketClient
+        from websockets.sync.client import connect
+
+        wrapper = self._client._client_wrapper
+        url = wrapper.get_environment().production + "/v1/listen"
+        query = encode_query(jsonable_encoder(self.params))
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        with connect(url, additional_headers=wrapper.get_headers(), compression=None) as protocol:
+            yield V1SocketClient(websocket=protocol)
 
     def open(self) -> DeepgramStream:
         return DeepgramStream(self)
@@ -172,7 +199,8 @@ class DeepgramStream:
         self._audio: list[bytes] = []  # the whole utterance, for a reconnect's replay
         self._samples = 0
         self._conn: Any = None
-        self._sent = 0
+        self._sent = 0  # chunks of _audio sent on the current connection
+        self._unsent_bytes = 0
         self._finals: list[tuple[str, float, float]] = []  # (text, confidence, seconds)
         self._interim = ""
         self._finishing = False
@@ -194,7 +222,9 @@ class DeepgramStream:
         with self._lock:
             self._audio.append(data)
             self._samples += len(data) // 2
-            self._flush_locked()
+            self._unsent_bytes += len(data)
+            if self._unsent_bytes >= _SEND_CHUNK_BYTES:
+                self._flush_locked()
 
     def partial(self) -> str:
         with self._lock:
@@ -261,14 +291,16 @@ class DeepgramStream:
         if conn is None:
             return
         try:
-            while self._sent < len(self._audio):
-                conn.send_media(self._audio[self._sent])
-                self._sent += 1
+            if self._sent < len(self._audio):
+                conn.send_media(b"".join(self._audio[self._sent :]))
+                self._sent = len(self._audio)
+                self._unsent_bytes = 0
         except Exception as exc:  # the listener sees the close and decides on a reconnect
             log.debug("deepgram send failed: %s", exc)
             self._conn = None
 
     def _finalize_locked(self) -> None:
+        self._flush_locked()  # the utterance's last audio, before Finalize
         conn = self._conn
         if conn is None:
             return

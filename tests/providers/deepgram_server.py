@@ -53,6 +53,7 @@ class ConnectionRecord:
     params: dict[str, list[str]]
     headers: dict[str, str]
     audio: bytearray = field(default_factory=bytearray)
+    audio_messages: list[int] = field(default_factory=list)  # size of each audio message
     controls: list[str] = field(default_factory=list)
     opened_at: float = field(default_factory=time.monotonic)
     closed_at: float | None = None
@@ -172,6 +173,7 @@ class DeepgramServer:
             async for message in ws:
                 if isinstance(message, bytes):
                     record.audio.extend(message)
+                    record.audio_messages.append(len(message))
                     size = len(record.audio)
                     if (
                         f.drop_after_bytes is not None
@@ -244,10 +246,12 @@ class _Utterance:
         self.since_interim_ms = 0.0
         self.started = False
         self.carry = b""
+        self.fed_samples = 0
 
     @property
     def seconds(self) -> float:
-        return len(self.record.audio) / BYTES_PER_SAMPLE / SAMPLE_RATE_HZ
+        """Audio judged so far (the stream position)."""
+        return self.fed_samples / SAMPLE_RATE_HZ
 
     def _revealed(self) -> int:
         return min(len(self.words), int(self.voiced_s * self.words_per_second + 0.5))
@@ -300,12 +304,19 @@ class _Utterance:
         return out
 
     def feed(self, data: bytes, request_id: str) -> list[dict]:
+        """Audio is judged 20 ms at a time, however the client sized its messages."""
         data = self.carry + data
         whole = len(data) - len(data) % BYTES_PER_SAMPLE
         self.carry = data[whole:]
         samples = np.frombuffer(data[:whole], dtype="<i2").astype(np.float64)
-        if samples.size == 0:
-            return []
+        step = SAMPLE_RATE_HZ // 50
+        out: list[dict] = []
+        for i in range(0, samples.size, step):
+            out += self._feed_piece(samples[i : i + step], request_id)
+        return out
+
+    def _feed_piece(self, samples: np.ndarray, request_id: str) -> list[dict]:
+        self.fed_samples += samples.size
         ms = samples.size * 1000.0 / SAMPLE_RATE_HZ
         out: list[dict] = []
         if float(np.sqrt(np.mean(samples**2))) >= SILENCE_RMS:

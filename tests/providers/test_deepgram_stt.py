@@ -53,9 +53,14 @@ def test_streams_audio_and_returns_partials_then_the_joined_final():
     assert transcript.text == "i lost my debit card"
     assert transcript.confidence == pytest.approx(0.9)
     assert transcript.audio_ms == pytest.approx(2600.0)
-    # every sample sent reached the server, in order
+    # every sample sent reached the server, in order, in messages of at least 60 ms (but
+    # the last; what arrived during the handshake goes in one)
     assert bytes(conn.audio) == SPEECH.astype("<i2").tobytes()
+    assert all(n >= 1920 for n in conn.audio_messages[:-1]), conn.audio_messages
     assert conn.headers["authorization"] == f"Token {KEY}"
+    assert conn.headers["user-agent"].startswith("deepgram-sdk/")  # the SDK's own headers
+    # audio is not deflated: the socket does not offer permessage-deflate
+    assert "sec-websocket-extensions" not in conn.headers
     assert conn.params["model"] == ["nova-3"]
     assert conn.params["encoding"] == ["linear16"]
     assert conn.params["sample_rate"] == ["16000"]

@@ -216,6 +216,31 @@ def test_frames_from_another_thread_and_48k_frames(store):
     assert len(store.segments(call_id)) == 2
 
 
+def test_frames_handed_over_while_the_loop_is_busy_share_one_wake_up(store):
+    s = make(store)
+    call_id = s.start()
+    loop = s._loop
+    wakes = []
+    real = loop.call_soon_threadsafe
+    loop.call_soon_threadsafe = lambda cb, *a: (wakes.append(cb), real(cb, *a))[1]
+    busy = threading.Event()
+    s.call_soon(lambda: (busy.set(), time.sleep(0.3)))  # the session thread is busy
+    assert busy.wait(2)
+    wakes.clear()
+    audio = bursts(2)
+    chunks = range(0, audio.size, 320)
+    for i in chunks:
+        s.push_pcm(audio[i : i + 320])
+    assert s.wait_idle(20)
+    assert len(wakes) == 1  # one wake-up for every frame handed over during the stall
+    assert s.snapshot().frames_received == len(chunks)
+    s.push_pcm(silence(0.02))  # an idle session is woken for the next frame at once
+    assert s.wait_idle(2)
+    assert len(wakes) == 2
+    s.stop()  # the stop request comes after every frame already handed over
+    assert [seg.text for seg in store.segments(call_id)] == ["my card is lost", "please block it"]
+
+
 def test_stop_is_idempotent_and_frames_after_stop_are_ignored(store):
     s = make(store)
     s.start()
