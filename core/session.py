@@ -11,6 +11,7 @@ utterance *before* announcing it, and keeps a typed snapshot for the UI to poll.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import queue
 import threading
@@ -19,7 +20,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from core.store import SegmentRecord, Store, StoreError, UtteranceTiming
 from core.stt import STTEngine, STTError, UtteranceStream
 from core.text import is_junk
 from core.vad import Endpointer, EndpointEvent
+
+if TYPE_CHECKING:
+    from core.session_loop import SessionLoop
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +133,12 @@ class VoiceSession:
         no_audio_timeout_s: float = NO_AUDIO_TIMEOUT_S,
         redact: Callable[..., str] | None = None,
         recorder: Callable[[str], Any] | None = None,
+        host: SessionLoop | None = None,
     ):
         self._store = store
+        # None: the session runs its own thread and loop (what the voice agent needs);
+        # a SessionLoop: it shares that loop with other transcription-only sessions.
+        self._host = host
         self._stt = stt
         self._endpointer_factory = endpointer_factory
         self._source = source
@@ -151,6 +159,7 @@ class VoiceSession:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[tuple[Any, float] | None] | None = None
         self._thread: threading.Thread | None = None
+        self._hosted: concurrent.futures.Future[None] | None = None
         self._ready = threading.Event()
         self._done = threading.Event()
         self._stop_requested = False
@@ -172,12 +181,20 @@ class VoiceSession:
         Raises:
             StoreError: the call could not be created (nothing was started).
         """
-        if self._thread is not None:
+        if self._thread is not None or self._hosted is not None:
             raise RuntimeError("session already started")
         call = self._store.create_call(self._source, self._metadata)
         self.call_id = call.id
         if self._recorder_factory is not None:
             self._recorder = self._recorder_factory(call.id)
+        if self._host is not None:
+            with self._lock:
+                self._m.state = "listening"
+            self._loop = self._host.loop
+            self._queue = asyncio.Queue()
+            self._hosted = asyncio.run_coroutine_threadsafe(self._hosted_main(), self._host.loop)
+            log.info("call started", extra={"call_id": call.id, "source": self._source})
+            return call.id
         self._thread = threading.Thread(
             target=self._thread_main, name=f"voice-session-{call.id}", daemon=True
         )
@@ -210,7 +227,10 @@ class VoiceSession:
         if not self._wake_pending:
             self._wake_pending = True
             try:
-                loop.call_soon_threadsafe(self._take_inbox)
+                if self._host is not None:
+                    self._host.wake(self)
+                else:
+                    loop.call_soon_threadsafe(self._take_inbox)
             except RuntimeError:
                 return False  # loop closed between the check and the call: the session is over
         return True
@@ -230,7 +250,7 @@ class VoiceSession:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Finish the open utterance, persist everything and end the call. Idempotent."""
-        if self._thread is None or self._done.is_set():
+        if (self._thread is None and self._hosted is None) or self._done.is_set():
             return
         self._stop_requested = True
         with self._lock:
@@ -263,7 +283,7 @@ class VoiceSession:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and not self._done.is_set()
+        return (self._thread is not None or self._hosted is not None) and not self._done.is_set()
 
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
         """Block until every frame handed over so far has been processed (tests, tools)."""
@@ -305,10 +325,7 @@ class VoiceSession:
         try:
             loop.run_until_complete(self._run())
         except Exception as exc:  # a crash must not leave the call "active" forever
-            status, error = "failed", f"{type(exc).__name__}: {exc}"
-            # exc_info (not a formatted trace) so error reporting receives the exception itself
-            log.exception("session crashed", extra={"call_id": self.call_id})
-            self._emit(ErrorEvent(self.call_id or "", f"The call stopped: {error}", fatal=True))
+            status, error = self._crashed(exc)
         finally:
             # Collaborators' tasks (the agent's reply) end with the call and save what
             # they had before the call is closed.
@@ -317,21 +334,52 @@ class VoiceSession:
                 task.cancel()
             if pending:
                 loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self._flush_outbox()
-            if self._recorder is not None:
-                self._recorder.close()
-            try:
-                self._store.end_call(self.call_id or "", status=status, error=error)
-            except StoreError as exc:
-                self._record_error(f"could not mark the call {status}: {exc}")
-            with self._lock:
-                self._m.state = status
-                self._m.partial = ""
-                self._m.in_speech = False
+            self._close_call(status, error)
             loop.close()
             self._loop = None
             self._done.set()
-            log.info("call ended", extra={"call_id": self.call_id, "status": status})
+
+    async def _hosted_main(self) -> None:
+        """The session on a shared loop: its own coroutine, nothing else of the loop's."""
+        status: Literal["ended", "failed"] = "ended"
+        error: str | None = None
+        try:
+            await self._run()
+        except Exception as exc:
+            status, error = self._crashed(exc)
+        finally:
+            assert self._host is not None
+            await self._host.blocking(self._close_call, status, error)
+            self._loop = None
+            self._done.set()
+
+    def _crashed(self, exc: Exception) -> tuple[Literal["failed"], str]:
+        error = f"{type(exc).__name__}: {exc}"
+        # exc_info (not a formatted trace) so error reporting receives the exception itself
+        log.exception("session crashed", extra={"call_id": self.call_id})
+        self._emit(ErrorEvent(self.call_id or "", f"The call stopped: {error}", fatal=True))
+        return "failed", error
+
+    def _close_call(self, status: Literal["ended", "failed"], error: str | None) -> None:
+        self._flush_outbox()
+        if self._recorder is not None:
+            self._recorder.close()
+        try:
+            self._store.end_call(self.call_id or "", status=status, error=error)
+        except StoreError as exc:
+            self._record_error(f"could not mark the call {status}: {exc}")
+        with self._lock:
+            self._m.state = status
+            self._m.partial = ""
+            self._m.in_speech = False
+        log.info("call ended", extra={"call_id": self.call_id, "status": status})
+
+    async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a call that may wait (store, recogniser's final): in place on the session's
+        own loop, on the host's executor when the loop is shared."""
+        if self._host is None:
+            return fn(*args)
+        return await self._host.blocking(fn, *args)
 
     async def _run(self) -> None:
         assert self._queue is not None
@@ -389,8 +437,14 @@ class VoiceSession:
                     s, stream = stream, None
                     with self._lock:
                         self._m.in_speech = False
-                    if s is not None:
-                        self._finalize(s, utt_start_ms, ev, speech_end_arrival(ev.t_ms))
+                    if s is not None:  # finalised after the frame (it may wait: see _blocking)
+                        ending.append((s, utt_start_ms, ev, speech_end_arrival(ev.t_ms)))
+
+        ending: list[tuple[UtteranceStream, float, EndpointEvent, float]] = []
+
+        async def finalize_ended() -> None:
+            while ending:
+                await self._blocking(self._finalize, *ending.pop(0))
 
         while True:
             if not self._queue.empty():  # no timer per frame when frames are waiting
@@ -403,13 +457,10 @@ class VoiceSession:
             now = time.monotonic()
             if now - last_heartbeat >= HEARTBEAT_INTERVAL_S:
                 last_heartbeat = now
-                try:
-                    self._store.heartbeat(call_id)
-                except StoreError as exc:
-                    self._record_error(str(exc))
-                self._flush_outbox()
+                await self._blocking(self._heartbeat)
             if item is None:  # stop requested
                 handle(endpointer.finish())
+                await finalize_ended()
                 return
             if item == ():
                 if now - last_audio > self._no_audio_timeout_s:
@@ -417,12 +468,15 @@ class VoiceSession:
                         f"no audio for {self._no_audio_timeout_s:.0f} s: the call was ended"
                     )
                     handle(endpointer.finish())
+                    await finalize_ended()
                     return
                 continue
             frame, arrived = item
             last_audio = now
             try:
                 self._process_frame(frame, arrived, converter, pcm_resampler, endpointer, handle, arrivals)
+                if ending:
+                    await finalize_ended()
             finally:
                 self._processed += 1
             if self._queue.empty():
@@ -471,6 +525,13 @@ class VoiceSession:
         arrivals.append((endpointer.stream_ms, arrived))
         with self._lock:
             self._m.stream_ms = endpointer.stream_ms
+
+    def _heartbeat(self) -> None:
+        try:
+            self._store.heartbeat(self.call_id or "")
+        except StoreError as exc:
+            self._record_error(str(exc))
+        self._flush_outbox()
 
     def _drain_backlog(self) -> None:
         """Audio is arriving far faster than it can be processed: drop the excess, say so."""

@@ -1,15 +1,17 @@
 """Concurrency: N voice sessions fed real-time audio in one process.
 
 ``python -m core.bench.concurrency [--stt offline|cloud|both] [--levels 1,10,25] [--seconds 20]
-[--stt-workers N]``
+[--stt-workers N] [--thread-per-session]``
 
-Each session is a real :class:`~core.session.VoiceSession` (its own thread and asyncio
-loop, the product's design) with the configured endpointer and either the offline
+Each session is a real :class:`~core.session.VoiceSession`, run as the product runs
+transcription-only calls: all of them on one shared event loop
+(:class:`~core.session_loop.SessionLoop`; ``--thread-per-session``: a thread and loop
+each, as calls with a voice agent run), with the configured endpointer and either the offline
 recogniser (pocketsphinx, shared decoder pool; with ``--stt-workers N`` decoding in N
 worker processes, :mod:`core.stt.process_pool`) or the Deepgram adapter against a
 :class:`~core.bench.simulated.SimulatedDeepgram` running in a *child process* (so its
 CPU is not counted as ours). One feeder thread hands every session a 20 ms frame every
-20 ms through ``push_pcm`` (``loop.call_soon_threadsafe``, as the browser bridge does).
+20 ms through ``push_pcm``, as the browser bridge does.
 Each session plays the pack's caller sentences (espeak-ng) with
 :data:`CALLER_PAUSE_S` of silence after each (the agent's turn), from a random offset so
 sessions do not speak in step.
@@ -50,6 +52,7 @@ from core.bench.voice import caller_turns_of
 from core.config import Settings
 from core.services import Services, build_services
 from core.session import FinalEvent, SessionEvent, VoiceSession
+from core.session_loop import SessionLoop
 from core.stt import STTEngine
 from core.tts.espeak import speak_16k
 
@@ -118,9 +121,12 @@ def call_audio(services: Services) -> Int16Array:
 
 def run_level(
     services: Services, stt: STTEngine, n: int, audio: Int16Array, seconds: float, seed: int = 0,
-    prewarm: bool = False, frame_ms: int = FRAME_MS,
+    prewarm: bool = False, frame_ms: int = FRAME_MS, shared_loop: bool = True,
 ) -> dict[str, Any]:
     """Feed ``n`` sessions ``seconds`` of real-time audio each; lag, latency, CPU, memory.
+
+    ``shared_loop`` runs the sessions on one :class:`~core.session_loop.SessionLoop`
+    (as the product runs transcription-only calls) instead of a thread each.
 
     ``prewarm`` opens and drops ``n`` streams first, so a pooled engine (pocketsphinx)
     has a decoder per session, as in a process that has been serving calls a while.
@@ -137,8 +143,10 @@ def run_level(
     frames_per_session = int(seconds * 1000 / frame_ms)
     workers = _workers_of(stt)
     rss_before = _rss_bytes() + sum(_rss_bytes(p) for p in workers)
+    host = SessionLoop(name="bench-sessions") if shared_loop else None
     sessions = [
-        _TimedSession(store=services.store, stt=stt, endpointer_factory=services.endpointer_factory, source="bench")
+        _TimedSession(store=services.store, stt=stt, endpointer_factory=services.endpointer_factory,
+                      source="bench", host=host)
         for _ in range(n)
     ]
     for s in sessions:
@@ -174,12 +182,15 @@ def run_level(
         finals.extend(s.final_latencies_ms)
     for s in sessions:
         s.stop()
+    if host is not None:
+        host.close()
     all_lags = np.concatenate(lags) if lags else np.zeros(0)
     dropped = sum(frames_per_session - len(s.done_at) for s in sessions)
 
     lag_p95 = pct(all_lags, 95)
     return {
         "sessions": n,
+        "shared_loop": shared_loop,
         "audio_s_per_session": seconds,
         "feeder_wall_s": round(fed_wall, 2),
         "lag_ms_p50": pct(all_lags, 50),
@@ -207,13 +218,15 @@ def _progress(line: str) -> None:
 def sweep(
     services: Services, stt: STTEngine, levels: tuple[int, ...], seconds: float,
     log: Callable[[str], None] = _progress, prewarm: bool = False, frame_ms: int = FRAME_MS,
+    shared_loop: bool = True,
 ) -> dict[str, Any]:
     """Run levels in order until :data:`STOP_AFTER_FAILED_LEVELS` in a row miss real time."""
     audio = call_audio(services)
     rows: list[dict[str, Any]] = []
     failed = 0
     for n in levels:
-        row = run_level(services, stt, n, audio, seconds, prewarm=prewarm, frame_ms=frame_ms)
+        row = run_level(services, stt, n, audio, seconds, prewarm=prewarm, frame_ms=frame_ms,
+                        shared_loop=shared_loop)
         rows.append(row)
         log(f"  {n:>4} sessions: lag p95 {row['lag_ms_p95'] or 0:.0f} ms, "
             f"{row['cpu_cores_used']:.2f} cores, real time: {row['real_time']}")
@@ -250,26 +263,30 @@ def run(
     modes: tuple[str, ...] = ("offline", "cloud"), levels: tuple[int, ...] = LEVELS,
     seconds: float = AUDIO_S, log: Callable[[str], None] = _progress,
     frame_ms: int = FRAME_MS, compression: bool = True, stt_workers: int = 0,
+    shared_loop: bool = True,
 ) -> dict[str, Any]:
     """Sweep ``levels`` for each mode; ``frame_ms`` and ``compression`` (the simulated
     Deepgram accepting permessage-deflate) are there to measure what they cost;
-    ``stt_workers`` above 0 decodes offline STT in that many worker processes."""
+    ``stt_workers`` above 0 decodes offline STT in that many worker processes;
+    ``shared_loop`` hosts the sessions on one event loop instead of a thread each."""
     out: dict[str, Any] = {"real_time_lag_p95_ms": REAL_TIME_LAG_P95_MS, "caller_pause_s": CALLER_PAUSE_S,
                            "frame_ms": frame_ms, "websocket_compression": compression,
-                           "stt_workers": stt_workers}
+                           "stt_workers": stt_workers, "shared_loop": shared_loop}
     with tempfile.TemporaryDirectory() as tmp:
         services = build_services(Settings(data_dir=Path(tmp), stt_workers=stt_workers))
         if "offline" in modes:
             where = f"{stt_workers} worker processes" if stt_workers else "in-process"
             log(f"concurrency, offline STT (pocketsphinx, {where})")
-            out["offline"] = sweep(services, services.stt, levels, seconds, log, prewarm=True, frame_ms=frame_ms)
+            out["offline"] = sweep(services, services.stt, levels, seconds, log, prewarm=True, frame_ms=frame_ms,
+                                   shared_loop=shared_loop)
         if "cloud" in modes:
             from core.providers.deepgram_stt import DeepgramSTT
 
             log("concurrency, simulated Deepgram (child process)")
             with deepgram_in_child(compression=compression) as url:
                 stt = DeepgramSTT(SIMULATED_KEY, base_url=url)
-                out["cloud"] = sweep(services, stt, levels, seconds, log, frame_ms=frame_ms)
+                out["cloud"] = sweep(services, stt, levels, seconds, log, frame_ms=frame_ms,
+                                     shared_loop=shared_loop)
         getattr(services.store, "close", lambda: None)()
         getattr(services.stt, "close", lambda: None)()
     return out
@@ -284,12 +301,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compression", action="store_true", help="simulated Deepgram refuses permessage-deflate")
     parser.add_argument("--stt-workers", type=int, default=0,
                         help="offline STT decoded in N worker processes (0: in-process, as by default)")
+    parser.add_argument("--thread-per-session", action="store_true",
+                        help="each session on its own thread and loop (as calls with a voice agent run) "
+                        "instead of sharing one loop (as transcription-only calls run)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     modes = ("offline", "cloud") if args.stt == "both" else (args.stt,)
     levels = tuple(int(x) for x in args.levels.split(","))
     result = run(modes, levels, args.seconds, frame_ms=args.frame_ms, compression=not args.no_compression,
-                 stt_workers=args.stt_workers)
+                 stt_workers=args.stt_workers, shared_loop=not args.thread_per_session)
     emit(result, args.json)
     return 0
 

@@ -155,6 +155,7 @@ class DeepgramSTT:
                 self.params["keyterm"] = self.keyterms
             else:
                 self.params["keywords"] = self.keyterms
+        self._socket_args: tuple[str, dict[str, str]] | None = None  # (url, headers)
         self.connect_timeout_s = connect_timeout_s
         self.final_timeout_s = final_timeout_s
         self.max_reconnects_per_utterance = max_reconnects_per_utterance
@@ -178,12 +179,16 @@ class DeepgramSTT:
         from deepgram.listen.v1.socket_client import V1SocketClient
         from websockets.sync.client import connect
 
-        wrapper = self._client._client_wrapper
-        url = wrapper.get_environment().production + "/v1/listen"
-        query = encode_query(jsonable_encoder(self.params))
-        if query:
-            url += "?" + urllib.parse.urlencode(query)
-        with connect(url, additional_headers=wrapper.get_headers(), compression=None) as protocol:
+        if self._socket_args is None:  # the SDK's headers look its version up on every call
+            wrapper = self._client._client_wrapper
+            url = wrapper.get_environment().production + "/v1/listen"
+            query = encode_query(jsonable_encoder(self.params))
+            if query:
+                url += "?" + urllib.parse.urlencode(query)
+            self._socket_args = (url, wrapper.get_headers())
+        url, headers = self._socket_args
+        # No pings: a socket lives for one utterance, and each would cost a keep-alive thread.
+        with connect(url, additional_headers=headers, compression=None, ping_interval=None) as protocol:
             yield V1SocketClient(websocket=protocol)
 
     def open(self) -> DeepgramStream:

@@ -271,3 +271,67 @@ def test_pii_is_redacted_before_it_is_stored_or_announced(store):
     s.stop()
     assert [x.text for x in store.segments(call_id)] == ["my card number is [CARD]"]
     assert all("one one one one" not in getattr(e, "text", "") for e in drain(s))
+
+
+# --- sessions sharing one loop (core.session_loop) --------------------------------------
+@pytest.fixture
+def session_loop():
+    from core.session_loop import SessionLoop
+
+    host = SessionLoop(name="test-sessions")
+    yield host
+    host.close()
+
+
+def test_hosted_sessions_share_one_thread_and_keep_every_line(store, session_loop):
+    sessions = [
+        VoiceSession(store, FakeSTT([f"call {i} line one", f"call {i} line two"]), endpointer, host=session_loop)
+        for i in range(3)
+    ]
+    before = {t.name for t in threading.enumerate()}
+    call_ids = [s.start() for s in sessions]
+    assert not any(t.name.startswith("voice-session-") for t in threading.enumerate() if t.name not in before)
+    audio = bursts(2)
+    feeders = [threading.Thread(target=feed, args=(s, audio)) for s in sessions]
+    for t in feeders:
+        t.start()
+    for t in feeders:
+        t.join()
+    for s in sessions:
+        s.stop()
+        assert s.snapshot().state == "ended" and not s.running
+    for i, call_id in enumerate(call_ids):
+        assert [seg.text for seg in store.segments(call_id)] == [f"call {i} line one", f"call {i} line two"]
+        assert store.get_call(call_id).status == "ended"
+
+
+def test_a_slow_final_in_one_hosted_call_does_not_stall_another(store, session_loop):
+    slow = VoiceSession(store, FakeSTT(["slow"], delay_s=1.0), endpointer, host=session_loop)
+    fast = VoiceSession(store, FakeSTT(["fast"]), endpointer, host=session_loop)
+    slow.start(), fast.start()
+    audio = bursts(1)
+    for i in range(0, audio.size, 320):
+        slow.push_pcm(audio[i : i + 320])
+    time.sleep(0.2)  # its utterance has ended: its final is being waited for (1 s)
+    assert not slow.wait_idle(0.01) and not slow.snapshot().segments
+    started = time.monotonic()
+    feed(fast, bursts(1))  # the shared loop is free: this call goes on meanwhile
+    assert time.monotonic() - started < 0.8
+    assert [s.text for s in fast.snapshot().segments] == ["fast"]
+    assert slow.wait_idle(5)
+    assert [s.text for s in slow.snapshot().segments] == ["slow"]
+    slow.stop(), fast.stop()
+
+
+def test_a_hosted_call_that_crashes_fails_alone(store, session_loop):
+    def broken_endpointer():
+        raise RuntimeError("endpointer could not start")
+
+    broken = VoiceSession(store, FakeSTT(), broken_endpointer, host=session_loop)
+    healthy = VoiceSession(store, FakeSTT(["still here"]), endpointer, host=session_loop)
+    broken_id, healthy_id = broken.start(), healthy.start()
+    assert broken._done.wait(5)
+    assert store.get_call(broken_id).status == "failed"
+    feed(healthy, bursts(1))
+    healthy.stop()
+    assert [s.text for s in store.segments(healthy_id)] == ["still here"]
