@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -180,8 +181,10 @@ def run_level(
         if lag.size:
             per_session_p95.append(float(np.percentile(lag, 95)))
         finals.extend(s.final_latencies_ms)
-    for s in sessions:
-        s.stop()
+    # stopped together: each may wait for its open utterance's final, and stopped one
+    # after another the last ones would sit silent long enough to time out on their own
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(lambda session: session.stop(), sessions))
     if host is not None:
         host.close()
     all_lags = np.concatenate(lags) if lags else np.zeros(0)
