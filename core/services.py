@@ -279,9 +279,9 @@ class Services:
         """
         from core.providers.registry import build_chain
 
-        return build_chain(self.settings, "llm", self._embedded_responder(), self.pack, self.kb)  # type: ignore[no-any-return]
+        return build_chain(self.settings, "llm", self.embedded_responder(), self.pack, self.kb)  # type: ignore[no-any-return]
 
-    def _embedded_responder(self) -> EmbeddedResponder:
+    def embedded_responder(self) -> EmbeddedResponder:
         """The offline, KB-grounded responder (the floor of every reply chain)."""
         return EmbeddedResponder(self.knowledge.pack_view(self.pack), self.reply_kb, self.intent_model())
 

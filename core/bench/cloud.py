@@ -5,9 +5,11 @@
 The caller turns are spoken (espeak-ng) into a real session at real-time pace, as in
 :mod:`core.bench.voice`; STT is the Deepgram adapter against
 :class:`~core.bench.simulated.SimulatedDeepgram`, TTS the ElevenLabs adapter against
-:class:`~core.bench.simulated.SimulatedElevenLabs`, and the reply comes from
-:class:`~core.bench.simulated.SimulatedLLM` (the offline responder's words behind a
-first-token delay; no LLM adapter exists on this branch). Before each turn one set of
+:class:`~core.bench.simulated.SimulatedElevenLabs`, and the reply comes from the
+product's LLM chain (``VC_LLM_PROVIDER=openai``: the OpenAI adapter, its breaker and
+retries, the embedded responder behind it) against
+:class:`~core.bench.simulated.SimulatedOpenAI`, which streams the offline responder's
+reply to each caller turn word by word. Before each turn one set of
 provider delays is drawn (:class:`~core.bench.simulated.LatencyProfile`) and injected,
 so per turn::
 
@@ -20,6 +22,7 @@ the adapters and SDKs, chunking, resampling) adds to the providers'.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 from pathlib import Path
@@ -31,13 +34,14 @@ from core.bench.simulated import (
     LatencyProfile,
     SimulatedDeepgram,
     SimulatedElevenLabs,
-    SimulatedLLM,
+    SimulatedOpenAI,
     TimedTTS,
 )
 from core.bench.voice import caller_turns_of, play_turns, stage_figures
 from core.config import Settings
 from core.providers.deepgram_stt import DeepgramSTT
 from core.providers.elevenlabs_tts import ElevenLabsTTS
+from core.reply import Conversation
 from core.services import build_services
 
 SIMULATED_KEY = "simulated"
@@ -53,14 +57,25 @@ def run(turns: int = 50, seed: int = 0, scale: float = 1.0) -> dict[str, Any]:
     """
     profile = LatencyProfile(seed, scale)
     injected: dict[int, tuple[str, Delays]] = {}
+    conversation = Conversation()  # what the simulated LLM "knows" of the call
+    replies: list[Any] = []
+
+    def reply_for(text: str) -> str:
+        conversation.add("caller", text)
+        reply = asyncio.run(replies[0].reply_text(conversation))
+        conversation.add("agent", reply)
+        return reply
+
     with (
         tempfile.TemporaryDirectory() as tmp,
         SimulatedDeepgram() as dg,
         SimulatedElevenLabs() as xi,
+        SimulatedOpenAI(reply_for) as llm,
     ):
-        settings = Settings(data_dir=Path(tmp))
+        settings = Settings(data_dir=Path(tmp), llm_provider="openai", openai_api_key=SIMULATED_KEY,
+                            openai_base_url=llm.base_url)
         services = build_services(settings, stt=DeepgramSTT(SIMULATED_KEY, base_url=dg.url))
-        llm = SimulatedLLM(services.new_responder())
+        replies.append(services.embedded_responder())
         tts = TimedTTS(ElevenLabsTTS(SIMULATED_KEY, base_url=xi.url))
 
         def before_turn(i: int, text: str) -> None:
@@ -70,8 +85,9 @@ def run(turns: int = 50, seed: int = 0, scale: float = 1.0) -> dict[str, Any]:
             llm.first_token_ms, xi.first_audio_ms = delays.llm_ms, delays.tts_ms
 
         caller_turns = [t for c in caller_turns_of(services) for t in c]
-        records = play_turns(services, caller_turns, turns, before_turn, responder=llm, tts=tts)
+        records = play_turns(services, caller_turns, turns, before_turn, tts=tts)
         silence_ms = float(settings.end_of_utterance_silence_ms)
+        llm_requests = llm.requests
         getattr(services.store, "close", lambda: None)()
     waits = tts.clause_waits_ms(llm.first_tokens)  # one per reply, in turn order
     clause_wait, without_clause = [], []
@@ -99,12 +115,13 @@ def run(turns: int = 50, seed: int = 0, scale: float = 1.0) -> dict[str, Any]:
     return {
         **figures,
         "matched_turns": len(overhead),
+        "llm_requests": llm_requests,
         "warmup_turns_excluded": WARMUP_TURNS,
         "end_of_utterance_silence_ms": silence_ms,
         "injected_total_p50": pct(injected_totals, 50),
         "profile": {
             "stt_final_ms": "normal(300, 50)",
-            "llm_first_token_ms": "normal(400, 100), simulated in-process",
+            "llm_first_token_ms": "normal(400, 100), then a word every 15 ms",
             "tts_first_audio_ms": "uniform(100, 300)",
             "scale": scale,
         },

@@ -64,6 +64,7 @@ WARMUP_S = 1.0  # frames due in the first second are left out of the lag figures
 CALLER_PAUSE_S = 2.0  # silence after each caller sentence
 REAL_TIME_LAG_P95_MS = 100.0
 STOP_AFTER_FAILED_LEVELS = 2
+REFINE_STEP = 5  # the largest real-time level is narrowed down to this many sessions
 DRAIN_TIMEOUT_S = 30.0
 SIMULATED_KEY = "simulated"
 
@@ -221,9 +222,10 @@ def _progress(line: str) -> None:
 def sweep(
     services: Services, stt: STTEngine, levels: tuple[int, ...], seconds: float,
     log: Callable[[str], None] = _progress, prewarm: bool = False, frame_ms: int = FRAME_MS,
-    shared_loop: bool = True,
+    shared_loop: bool = True, refine: bool = True,
 ) -> dict[str, Any]:
-    """Run levels in order until :data:`STOP_AFTER_FAILED_LEVELS` in a row miss real time."""
+    """Run levels in order until :data:`STOP_AFTER_FAILED_LEVELS` in a row miss real time,
+    then (``refine``) narrow down the largest real-time level between the given ones."""
     audio = call_audio(services)
     rows: list[dict[str, Any]] = []
     failed = 0
@@ -236,8 +238,29 @@ def sweep(
         failed = 0 if row["real_time"] else failed + 1
         if failed >= STOP_AFTER_FAILED_LEVELS:
             break
+    while refine and (n := _between(rows)) is not None:
+        row = run_level(services, stt, n, audio, seconds, prewarm=prewarm, frame_ms=frame_ms,
+                        shared_loop=shared_loop)
+        rows.append(row)
+        log(f"  {n:>4} sessions (refining): lag p95 {row['lag_ms_p95'] or 0:.0f} ms, "
+            f"{row['cpu_cores_used']:.2f} cores, real time: {row['real_time']}")
+    rows.sort(key=lambda r: r["sessions"])
     real_time = [r["sessions"] for r in rows if r["real_time"]]
     return {"levels": rows, "max_real_time_sessions": max(real_time) if real_time else 0}
+
+
+def _between(rows: list[dict[str, Any]]) -> int | None:
+    """The next level to try between the largest real-time one and the first that is not
+    above it (halving the gap, in steps of :data:`REFINE_STEP`); None once it is closed."""
+    passed = [r["sessions"] for r in rows if r["real_time"]]
+    if not passed:
+        return None
+    lo = max(passed)
+    above = [r["sessions"] for r in rows if not r["real_time"] and r["sessions"] > lo]
+    if not above or min(above) - lo <= REFINE_STEP:
+        return None
+    hi = min(above)
+    return min(hi - REFINE_STEP, lo + max(REFINE_STEP, round((hi - lo) / 2 / REFINE_STEP) * REFINE_STEP))
 
 
 def _serve_deepgram(ports: Any, stop: Any, seed: int, compression: bool) -> None:
@@ -266,12 +289,14 @@ def run(
     modes: tuple[str, ...] = ("offline", "cloud"), levels: tuple[int, ...] = LEVELS,
     seconds: float = AUDIO_S, log: Callable[[str], None] = _progress,
     frame_ms: int = FRAME_MS, compression: bool = True, stt_workers: int = 0,
-    shared_loop: bool = True,
+    shared_loop: bool = True, offline_workers: int | None = None,
 ) -> dict[str, Any]:
     """Sweep ``levels`` for each mode; ``frame_ms`` and ``compression`` (the simulated
     Deepgram accepting permessage-deflate) are there to measure what they cost;
     ``stt_workers`` above 0 decodes offline STT in that many worker processes;
-    ``shared_loop`` hosts the sessions on one event loop instead of a thread each."""
+    ``shared_loop`` hosts the sessions on one event loop instead of a thread each.
+    ``offline_workers`` above 0 sweeps offline STT a second time, decoded in that many
+    worker processes (``VC_STT_WORKERS``), under the key ``offline_workers``."""
     out: dict[str, Any] = {"real_time_lag_p95_ms": REAL_TIME_LAG_P95_MS, "caller_pause_s": CALLER_PAUSE_S,
                            "frame_ms": frame_ms, "websocket_compression": compression,
                            "stt_workers": stt_workers, "shared_loop": shared_loop}
@@ -282,6 +307,19 @@ def run(
             log(f"concurrency, offline STT (pocketsphinx, {where})")
             out["offline"] = sweep(services, services.stt, levels, seconds, log, prewarm=True, frame_ms=frame_ms,
                                    shared_loop=shared_loop)
+        if "offline" in modes and offline_workers:
+            from core.services import build_stt
+
+            log(f"concurrency, offline STT (pocketsphinx, {offline_workers} worker processes)")
+            pooled = build_stt(Settings(data_dir=Path(tmp), stt_workers=offline_workers), services.pack)
+            try:
+                out["offline_workers"] = {
+                    "stt_workers": offline_workers,
+                    **sweep(services, pooled, levels, seconds, log, prewarm=True, frame_ms=frame_ms,
+                            shared_loop=shared_loop),
+                }
+            finally:
+                getattr(pooled, "close", lambda: None)()
         if "cloud" in modes:
             from core.providers.deepgram_stt import DeepgramSTT
 

@@ -9,10 +9,11 @@ Used to measure what our pipeline adds on top of the providers, with the real ad
   results and no recognition: only the timing of the final matters here.
 * :class:`SimulatedElevenLabs`: ElevenLabs' streaming ``text-to-speech`` endpoint; the
   first PCM byte leaves after the profile's TTS delay, the rest follows at once.
-* :class:`SimulatedLLM`: a :class:`core.reply.Responder` wrapping the offline responder:
-  its words stream as tokens, the first one no earlier than the profile's first-token
-  delay after the request. (No LLM adapter exists on this branch, so the LLM leg is this
-  in-process stand-in, not an HTTP server.)
+* :class:`SimulatedOpenAI`: OpenAI's streaming ``/v1/chat/completions`` (server-sent
+  events); the first token leaves after the profile's LLM delay, the rest one every
+  :data:`LLM_TOKEN_INTERVAL_MS`. What it says comes from a callable given the caller's
+  latest message (the benchmark passes the offline responder's reply, so replies and
+  their first clause have realistic lengths).
 
 Delays are drawn per request from a seeded generator, or set per turn by the caller
 (:meth:`LatencyProfile.draw`), so a benchmark knows exactly what it injected.
@@ -25,14 +26,12 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
-
-from core.reply import Conversation, Responder
 
 # Published anchors (docs/performance.md): Deepgram streaming final ≤ 300 ms, an LLM's
 # first token ~400 ms, ElevenLabs first audio 75-300 ms (Flash to Turbo).
@@ -190,6 +189,20 @@ class SimulatedDeepgram:
             return
 
 
+def _serve_http(handler: type[BaseHTTPRequestHandler], name: str) -> ThreadingHTTPServer:
+    """``handler`` served on 127.0.0.1 (a free port) by a daemon thread."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, name=name, daemon=True).start()
+    return httpd
+
+
+def _stop_http(httpd: ThreadingHTTPServer | None) -> None:
+    if httpd is not None:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 # --- ElevenLabs ----------------------------------------------------------------------
 class SimulatedElevenLabs:
     """``with SimulatedElevenLabs() as xi: ElevenLabsTTS("sim", base_url=xi.url)``.
@@ -235,49 +248,116 @@ class SimulatedElevenLabs:
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, name="sim-elevenlabs", daemon=True).start()
+        self._httpd = _serve_http(Handler, "sim-elevenlabs")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        _stop_http(self._httpd)
 
 
 # --- LLM -----------------------------------------------------------------------------
-class SimulatedLLM:
-    """A responder whose first token arrives ``first_token_ms`` after the request.
+class SimulatedOpenAI:
+    """``with SimulatedOpenAI(reply_for) as oa:`` then ``OPENAI_BASE_URL=oa.base_url``.
 
-    The words are the wrapped responder's (so replies, and their first clause, have
-    realistic lengths); tokens follow every :data:`LLM_TOKEN_INTERVAL_MS`. Set
-    :attr:`first_token_ms` before a turn; None draws from ``profile``.
+    Args:
+        reply_for: the reply's text for the caller's latest message.
+        first_token_ms: fixed delay before each reply's first token; None draws one per
+            request from ``profile``. Set it between turns.
+
+    :attr:`first_tokens` holds the monotonic time each reply's first token was sent.
+    Tokens are words (with their trailing space), one event each.
     """
 
-    def __init__(self, inner: Responder, first_token_ms: float | None = None, profile: LatencyProfile | None = None):
-        self.inner = inner
+    def __init__(
+        self,
+        reply_for: Callable[[str], str] = lambda text: "I can help with that.",
+        first_token_ms: float | None = None,
+        profile: LatencyProfile | None = None,
+    ):
+        self.reply_for = reply_for
         self.first_token_ms = first_token_ms
         self.profile = profile or LatencyProfile()
         self.requests = 0
-        self.first_tokens: list[float] = []  # monotonic time of each reply's first token
+        self.first_tokens: list[float] = []
+        self._httpd: ThreadingHTTPServer | None = None
 
-    def greeting(self) -> str:
-        return self.inner.greeting()
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
-    async def stream(self, conversation: Conversation) -> AsyncIterator[str]:
-        self.requests += 1
-        first_at = time.monotonic() + (
-            self.first_token_ms if self.first_token_ms is not None else self.profile.draw().llm_ms
-        ) / 1000.0
-        first = True
-        async for delta in self.inner.stream(conversation):
-            wait = first_at - time.monotonic() if first else LLM_TOKEN_INTERVAL_MS / 1000.0
-            await asyncio.sleep(max(0.0, wait))
-            if first:
-                self.first_tokens.append(time.monotonic())
-            first = False
-            yield delta
+    def _delay_ms(self) -> float:
+        return self.first_token_ms if self.first_token_ms is not None else self.profile.draw().llm_ms
+
+    def _events(self, payload: dict[str, Any]) -> Iterator[bytes]:
+        """SSE events of one streamed completion (the caller waits between them)."""
+        user = next((str(m.get("content", "")) for m in reversed(payload.get("messages", []))
+                     if m.get("role") == "user"), "")
+        words = self.reply_for(user).split()
+        base = {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": payload.get("model", "simulated")}
+        for i, word in enumerate(words):
+            content = word if i == len(words) - 1 else word + " "
+            yield _sse({**base, "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]})
+        yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        yield _sse({**base, "choices": [], "usage": {"prompt_tokens": 500, "completion_tokens": len(words),
+                                                     "total_tokens": 500 + len(words)}})
+        yield b"data: [DONE]\n\n"
+
+    def __enter__(self) -> SimulatedOpenAI:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _json(self, status: int, obj: object) -> None:
+                body = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                self._json(200, {"object": "list", "data": [{"id": "simulated", "object": "model",
+                                                             "created": 0, "owned_by": "simulated"}]})
+
+            def do_POST(self) -> None:  # noqa: N802
+                payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                if not self.path.endswith("/chat/completions") or not payload.get("stream"):
+                    self._json(404, {"error": {"message": "only streamed chat completions are simulated",
+                                               "type": "invalid_request_error"}})
+                    return
+                owner.requests += 1
+                due = time.monotonic() + owner._delay_ms() / 1000.0
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                try:
+                    for i, event in enumerate(owner._events(payload)):
+                        time.sleep(max(0.0, due - time.monotonic()))
+                        if i == 0:
+                            owner.first_tokens.append(time.monotonic())
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                        self.wfile.flush()
+                        due = time.monotonic() + LLM_TOKEN_INTERVAL_MS / 1000.0
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):  # the agent was interrupted
+                    self.close_connection = True
+
+        self._httpd = _serve_http(Handler, "sim-openai")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _stop_http(self._httpd)
+
+
+def _sse(obj: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
 class TimedTTS:

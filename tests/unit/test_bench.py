@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from core.bench.simulated import LatencyProfile, SimulatedDeepgram, SimulatedElevenLabs
+from core.bench.simulated import LatencyProfile, SimulatedDeepgram, SimulatedElevenLabs, SimulatedOpenAI
 
 
 def _finite(v: object) -> bool:
@@ -65,6 +65,33 @@ def test_simulated_elevenlabs_streams_pcm_through_the_adapter():
     samples = sum(c.size for c in chunks)
     assert samples == len("Hello there.") * 65 * 16
     assert xi.requests == 1
+
+
+def test_simulated_openai_streams_words_through_the_adapter_after_the_delay():
+    import asyncio
+
+    from core.providers.openai_llm import OpenAIBackend
+
+    heard: list[str] = []
+
+    def reply_for(text: str) -> str:
+        heard.append(text)
+        return "Sure, I can freeze it."
+
+    async def ask(backend: OpenAIBackend) -> tuple[list[str], float]:
+        t0 = time.monotonic()
+        deltas, first = [], None
+        async for delta in backend.stream_text("system", [{"role": "user", "content": "freeze my card"}]):
+            first = first if first is not None else time.monotonic() - t0
+            deltas.append(delta)
+        return deltas, (first or 0.0) * 1000
+
+    with SimulatedOpenAI(reply_for, first_token_ms=120.0) as llm:
+        deltas, first_ms = asyncio.run(ask(OpenAIBackend("k", "simulated", base_url=llm.base_url)))
+    assert deltas == ["Sure, ", "I ", "can ", "freeze ", "it."]
+    assert heard == ["freeze my card"]
+    assert first_ms >= 120.0
+    assert llm.requests == 1 and len(llm.first_tokens) == 1
 
 
 def test_voice_bench_reports_every_stage(services):
@@ -125,8 +152,24 @@ def test_runner_table_and_machine_info():
         "concurrency": {"offline": {"max_real_time_sessions": 1, "levels": [
             {"sessions": 1, "lag_ms_p50": 1.0, "lag_ms_p95": 2.0, "cpu_cores_used": 0.1, "rss_mb_per_session": 3.0}]}},
     }
+    results["concurrency"]["offline_workers"] = {**results["concurrency"]["offline"], "stt_workers": 2}
     text = table(results)
     assert "overhead over providers" in text and "most real-time sessions" in text
+    assert "offline STT, 2 workers: most real-time sessions" in text
+
+
+def test_concurrency_sweep_narrows_down_the_largest_real_time_level():
+    from core.bench.concurrency import _between
+
+    def rows(*levels: tuple[int, bool]) -> list[dict]:
+        return [{"sessions": n, "real_time": ok} for n, ok in levels]
+
+    assert _between(rows((10, True), (25, True), (50, False), (100, False))) == 35
+    assert _between(rows((10, True), (25, True), (35, True), (50, False))) == 45
+    assert _between(rows((10, True), (25, True), (35, False), (50, False))) == 30
+    assert _between(rows((25, True), (45, True), (50, False))) is None  # within 5 sessions
+    assert _between(rows((10, True), (25, True), (50, True), (100, True), (200, True))) is None  # nothing failed
+    assert _between(rows((1, False), (10, False))) is None  # nothing passed
 
 
 @pytest.mark.slow
@@ -135,3 +178,13 @@ def test_startup_serves_the_page_and_runs_it(data_dir):
 
     figures = server_run(timeout_s=120)
     assert 0 < figures["page_served_s"] <= figures["first_page_run_s"]
+
+
+def test_cloud_bench_runs_the_product_chains_against_the_simulated_servers():
+    from core.bench.cloud import run
+
+    r = run(turns=3, scale=0.3)
+    assert r["matched_turns"] >= 1
+    for key in ("overhead_ms_p50", "overhead_reply_ms_p50", "first_clause_wait_ms_p50", "overhead_without_clause_ms_p50"):
+        assert _finite(r[key]), key
+    assert r["llm_requests"] >= r["matched_turns"]  # replies came through the OpenAI adapter
