@@ -45,10 +45,7 @@ def frame_to_mono_float(frame: Any) -> tuple[npt.NDArray[np.float32], int]:
         raise AudioFormatError(f"audio frame has rate={rate} channels={channels}")
     if data.size == 0:
         raise AudioFormatError("audio frame has no samples")
-    if planar:
-        chans = data.reshape(channels, -1)
-    else:
-        chans = data.reshape(-1, channels).T
+    chans = data.reshape(channels, -1) if planar else data.reshape(-1, channels).T
     if fmt.startswith("s16"):
         mono = chans.astype(np.float32).mean(axis=0) / INT16_FULL_SCALE
     elif fmt.startswith("s32"):

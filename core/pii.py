@@ -133,7 +133,7 @@ def find_pii(text: str, partial: bool = False) -> list[Redaction]:
         if kind:
             add(kind, start, end)
     if partial:
-        for m in re.finditer(r"(?<!\d)\d(?:[ -]?\d){%d,}(?!\d)" % (PARTIAL_MIN_DIGITS - 1), text):
+        for m in re.finditer(rf"(?<!\d)\d(?:[ -]?\d){{{PARTIAL_MIN_DIGITS - 1},}}(?!\d)", text):
             add("DIGITS", m.start(), m.end())
     return sorted(found, key=lambda r: r.start)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import queue
 import threading
@@ -181,7 +182,7 @@ class VoiceSession:
         Raises:
             StoreError: the call could not be created (nothing was started).
         """
-        if self._thread is not None or self._hosted is not None:
+        if self.started:
             raise RuntimeError("session already started")
         call = self._store.create_call(self._source, self._metadata)
         self.call_id = call.id
@@ -250,7 +251,7 @@ class VoiceSession:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Finish the open utterance, persist everything and end the call. Idempotent."""
-        if (self._thread is None and self._hosted is None) or self._done.is_set():
+        if not self.running:
             return
         self._stop_requested = True
         with self._lock:
@@ -282,8 +283,13 @@ class VoiceSession:
             self._m.segments.sort(key=lambda s: s.t_start_ms)
 
     @property
+    def started(self) -> bool:
+        """``start`` was called (on its own thread, or hosted on a shared loop)."""
+        return self._thread is not None or self._hosted is not None
+
+    @property
     def running(self) -> bool:
-        return (self._thread is not None or self._hosted is not None) and not self._done.is_set()
+        return self.started and not self._done.is_set()
 
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
         """Block until every frame handed over so far has been processed (tests, tools)."""
@@ -636,10 +642,8 @@ class VoiceSession:
                 self.events.put_nowait(event)
                 break
             except queue.Full:
-                try:
+                with contextlib.suppress(queue.Empty):
                     self.events.get_nowait()
-                except queue.Empty:
-                    pass
         for listener in list(self._listeners):
             try:
                 listener(event)

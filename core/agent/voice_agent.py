@@ -12,6 +12,7 @@ at once (output cleared, reply and TTS cancelled), unless it is a backchannel
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -220,10 +221,8 @@ class VoiceAgent:
                     for piece in chunker.flush():
                         await self._speak_piece(turn, piece)
                 finally:
-                    try:
+                    with contextlib.suppress(RuntimeError):  # cancelled mid-step: the generator is already unwinding
                         await stream.aclose()
-                    except RuntimeError:
-                        pass  # cancelled mid-step: the generator is already unwinding
         except asyncio.CancelledError:
             turn.interrupted = True
         except (TTSError, Exception) as exc:  # a failed reply must not end the call

@@ -238,11 +238,11 @@ def sweep(
         failed = 0 if row["real_time"] else failed + 1
         if failed >= STOP_AFTER_FAILED_LEVELS:
             break
-    while refine and (n := _between(rows)) is not None:
-        row = run_level(services, stt, n, audio, seconds, prewarm=prewarm, frame_ms=frame_ms,
+    while refine and (between := _between(rows)) is not None:
+        row = run_level(services, stt, between, audio, seconds, prewarm=prewarm, frame_ms=frame_ms,
                         shared_loop=shared_loop)
         rows.append(row)
-        log(f"  {n:>4} sessions (refining): lag p95 {row['lag_ms_p95'] or 0:.0f} ms, "
+        log(f"  {between:>4} sessions (refining): lag p95 {row['lag_ms_p95'] or 0:.0f} ms, "
             f"{row['cpu_cores_used']:.2f} cores, real time: {row['real_time']}")
     rows.sort(key=lambda r: r["sessions"])
     real_time = [r["sessions"] for r in rows if r["real_time"]]

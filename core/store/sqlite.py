@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -166,10 +166,8 @@ class SQLiteStore(ArticleTable):
                 conn.row_factory = sqlite3.Row
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 conn.execute("PRAGMA foreign_keys = ON")
-                try:
+                with suppress(sqlite3.OperationalError):  # read-only files cannot switch mode; reads still work
                     conn.execute("PRAGMA journal_mode = WAL")
-                except sqlite3.OperationalError:
-                    pass  # read-only files cannot switch mode; reads still work
                 conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
@@ -276,7 +274,8 @@ class SQLiteStore(ArticleTable):
             metadata=json.loads(row["metadata"] or "{}"),
             error=row["error"],
             heartbeat_at=row["heartbeat_at"],
-            segment_count=row["segment_count"] if "segment_count" in row.keys() else 0,
+            # sqlite3.Row: ``in`` tests values and there is no get(); the names are in keys()
+            segment_count=row["segment_count"] if "segment_count" in row.keys() else 0,  # noqa: SIM118
         )
 
     _CALL_SELECT = (
@@ -506,9 +505,7 @@ class SQLiteStore(ArticleTable):
     def close(self) -> None:
         with self._conns_lock:
             for conn in self._conns:
-                try:
+                with suppress(sqlite3.Error):
                     conn.close()
-                except sqlite3.Error:
-                    pass
             self._conns.clear()
         self._local = threading.local()
