@@ -37,6 +37,9 @@ def render_confirmed(done: Confirmed, taxonomy: Taxonomy) -> None:
         st.caption(done.notes)
 
 
+_BY = {"llm": "the language model", "embedding": "the embedded model", "lexical": "keyword matching"}
+
+
 def render_wrapup_form(wrap: WrapUp, taxonomy: Taxonomy, key: str) -> Filed | None:
     """The proposal, its supporting lines and an editable form; the filed values on submit."""
     names = _names(taxonomy)
@@ -45,6 +48,7 @@ def render_wrapup_form(wrap: WrapUp, taxonomy: Taxonomy, key: str) -> Filed | No
         f"Proposed: **{names.get(wrap.disposition, wrap.disposition)}{sub}** · "
         f"{wrap.confidence:.0%} confidence"
         + (f" (sub-disposition {wrap.sub_confidence:.0%})" if wrap.sub_confidence is not None else "")
+        + (f" · by {_BY.get(wrap.method, wrap.method)}" if wrap.method else "")
     )
     if wrap.support:
         st.caption("Why — the lines that support it:")

@@ -239,12 +239,22 @@ class Services:
     def wrap_up(self, call_id: str, wait_s: float = WRAPUP_MODEL_WAIT_S) -> WrapUp:
         """The call's recorded wrap-up proposal, or a new one (recorded as it is made).
 
-        Waits up to ``wait_s`` for the sentence model; past that, the lexical method
-        answers, so the agent is never left without a proposal.
+        With an LLM configured, it proposes the disposition and picks the summary's lines
+        (falling back to the embedded models if it fails). Otherwise this waits up to
+        ``wait_s`` for the sentence model; past that, the lexical method answers, so the
+        agent is never left without a proposal.
         """
         existing = stored_proposal(self.store, call_id)
         if existing is not None:
             return existing
+        from core.providers.registry import build_analyst
+        from core.resilience.analysis import FallbackAnalyst
+
+        analyst = build_analyst(self.settings, self.pack, self.intent_model)
+        if isinstance(analyst, FallbackAnalyst):
+            # The chosen LLM proposes and summarises; its chain ends at the embedded models.
+            analyst = with_call_events(analyst, self.store, lambda: call_id)
+            return propose_wrapup(self.store, call_id, analyst, summariser=analyst)
         background = self.disposition_model()
         model = background.model if background.wait(wait_s) else None
         return propose_wrapup(self.store, call_id, model or DispositionClassifier(self.taxonomy, embedder=None))

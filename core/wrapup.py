@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from core.disposition import DispositionProposal, Line, Taxonomy
 from core.store import SegmentRecord, Store
-from core.summary import summarise_call
+from core.summary import CallSummary, summarise_call
 
 PROPOSED = "disposition_proposed"
 CONFIRMED = "disposition_confirmed"
@@ -26,6 +26,10 @@ CONFIRMED = "disposition_confirmed"
 
 class DispositionModel(Protocol):
     def propose(self, lines: Sequence[Line]) -> DispositionProposal: ...
+
+
+class Summariser(Protocol):
+    def summarise(self, lines: Sequence[Line], proposal: DispositionProposal | None = None) -> CallSummary: ...
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class WrapUp:
         summary: the summary as plain text.
         notes: one note per line (what the caller wanted, what was done, key values).
         ms: time taken to propose, from reading the transcript to the result.
+        method: who proposed the disposition (``llm``, ``embedding``, ``lexical``).
     """
 
     call_id: str
@@ -62,6 +67,7 @@ class WrapUp:
     summary: str
     notes: tuple[str, ...]
     ms: float = 0.0
+    method: str = ""
 
     def payload(self) -> dict[str, Any]:
         data = asdict(self)
@@ -87,8 +93,13 @@ def _lines(segments: Sequence[SegmentRecord]) -> list[Line]:
     return [Line(i, s.speaker, s.text) for i, s in enumerate(segments) if s.speaker in ("caller", "agent")]
 
 
-def propose_wrapup(store: Store, call_id: str, model: DispositionModel) -> WrapUp:
+def propose_wrapup(
+    store: Store, call_id: str, model: DispositionModel, summariser: Summariser | None = None
+) -> WrapUp:
     """Propose disposition, summary and notes for ``call_id`` and record the proposal.
+
+    ``summariser`` picks the summary's key lines (an LLM analyst); by default they are
+    extracted from the transcript (:func:`core.summary.summarise_call`).
 
     Raises:
         KeyError: the call is not in the store.
@@ -99,7 +110,7 @@ def propose_wrapup(store: Store, call_id: str, model: DispositionModel) -> WrapU
     segments = [s for s in store.segments(call_id) if s.speaker in ("caller", "agent")]
     lines = _lines(segments)
     proposal = model.propose(lines)
-    summary = summarise_call(lines, proposal)
+    summary = summarise_call(lines, proposal) if summariser is None else summariser.summarise(lines, proposal)
     by_index = {line.index: segments[line.index] for line in lines}
     support = tuple(
         SupportLine(by_index[i].id, by_index[i].t_start_ms, by_index[i].speaker, text)
@@ -123,6 +134,7 @@ def propose_wrapup(store: Store, call_id: str, model: DispositionModel) -> WrapU
         summary=summary.text(),
         notes=tuple(notes),
         ms=round((time.perf_counter() - start) * 1000, 1),
+        method=proposal.method,
     )
     store.add_event(call_id, PROPOSED, wrap.payload())
     return wrap

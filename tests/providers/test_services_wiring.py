@@ -66,3 +66,29 @@ def test_copilot_intent_comes_from_the_chosen_llm(tmp_path, server):
     events = [e.payload for e in services.store.events(call.id, "provider_call")]
     assert events and events[-1]["provider"] == "openai" and events[-1]["ok"] is True
     services.store.close()
+
+
+def test_wrap_up_comes_from_the_chosen_llm_and_falls_back_to_the_embedded_models(tmp_path, server):
+    services = build_services(settings(tmp_path, llm_provider="openai", openai_api_key="sk-test",
+                                       openai_base_url=server.base_url), stt=FakeSTT())
+    store = services.store
+    first, second = store.create_call("test"), store.create_call("test")
+    for call in (first, second):
+        store.add_segment(call.id, "caller", "please freeze my card", 0, 1500)
+        store.add_segment(call.id, "agent", "Done, your card is frozen.", 1600, 3000)
+    server.json_answers.extend([
+        {"label": "resolved", "sub_label": "card_status_changed", "confidence": 0.8, "supporting_lines": [1]},
+        {"caller_lines": [0], "agent_lines": [1]},
+    ])
+    wrap = services.wrap_up(first.id)
+    assert (wrap.disposition, wrap.sub_disposition, wrap.method) == ("resolved", "card_status_changed", "llm")
+    assert "please freeze my card" in wrap.summary and wrap.support[0].text == "Done, your card is frozen."
+    assert services.wrap_up(first.id) == wrap  # recorded: asked once
+    calls = [e.payload for e in store.events(first.id, "provider_call")]
+    assert [c["provider"] for c in calls] == ["openai", "openai"] and all(c["ok"] for c in calls)
+
+    server.fail_always(Fault("status", 500))
+    fallback = services.wrap_up(second.id)
+    assert fallback.method in ("embedding", "lexical") and fallback.disposition  # the embedded models answered
+    assert any(not e.payload["ok"] for e in store.events(second.id, "provider_call"))
+    store.close()
