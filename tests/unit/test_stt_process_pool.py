@@ -23,10 +23,10 @@ SENTENCES = ("I want to check my account balance", "my card was stolen yesterday
 WAIT_S = 10.0
 
 
-def decode(engine: object, audio: np.ndarray) -> Transcript:
+def decode(engine: object, audio: np.ndarray, frame: int = FRAME) -> Transcript:
     stream = engine.open()  # type: ignore[attr-defined]
-    for i in range(0, audio.size, FRAME):
-        stream.accept(audio[i : i + FRAME])
+    for i in range(0, audio.size, frame):
+        stream.accept(audio[i : i + frame])
     return stream.finish()
 
 
@@ -54,10 +54,13 @@ def pool() -> Iterator[ProcessPoolEngine]:
 def test_transcripts_equal_the_in_process_engine(audio):
     # A decoder's cepstral mean adapts from utterance to utterance, so both sides start
     # fresh and hear the same utterances in the same order (one worker, one decoder).
+    # The phone lookahead only sees the audio handed over so far, so the in-process side
+    # gets it in the batches the worker gets.
     local, pool = PocketsphinxEngine(), ProcessPoolEngine(workers=1)
+    batch = -(-pool.ship_samples // FRAME) * FRAME  # whole frames until a batch is full
     try:
         for sentence, samples in audio.items():
-            here, there = decode(local, samples), decode(pool, samples)
+            here, there = decode(local, samples, batch), decode(pool, samples)
             assert there.text == here.text, sentence
             assert there.text  # something was recognised
             assert there.audio_ms == pytest.approx(samples.size / 16.0)
