@@ -165,12 +165,17 @@ class Services:
         """Copilot state for one call (intent and sentiment models when available)."""
         self.start_semantic_search()
         self.disposition_model()  # ready by the time the call ends
+        # The chosen LLM classifies intents when there is one (the embedded model otherwise).
+        return CallCopilot(call_id, self.store, self.kb, self._analyst(call_id), self.sentiment_model())
+
+    def _analyst(self, call_id: str) -> Any:
+        """Intent, disposition and summary for one call: the chosen LLM's chain down to the
+        embedded models, its provider calls recorded as the call's events (the embedded
+        analyst alone when no LLM is chosen)."""
         from core.providers.registry import build_analyst
 
-        # The chosen LLM classifies intents when there is one (the embedded model otherwise).
-        analyst = with_call_events(build_analyst(self.settings, self.pack, self.intent_model), self.store,
-                                   lambda: call_id)
-        return CallCopilot(call_id, self.store, self.kb, analyst, self.sentiment_model())
+        return with_call_events(build_analyst(self.settings, self.pack, self.intent_model), self.store,
+                                lambda: call_id)
 
     def warm_up(self, load_embeddings: bool = True) -> None:
         """Get the models ready before the first call instead of during it.
@@ -247,13 +252,11 @@ class Services:
         existing = stored_proposal(self.store, call_id)
         if existing is not None:
             return existing
-        from core.providers.registry import build_analyst
         from core.resilience.analysis import FallbackAnalyst
 
-        analyst = build_analyst(self.settings, self.pack, self.intent_model)
+        analyst = self._analyst(call_id)
         if isinstance(analyst, FallbackAnalyst):
             # The chosen LLM proposes and summarises; its chain ends at the embedded models.
-            analyst = with_call_events(analyst, self.store, lambda: call_id)
             return propose_wrapup(self.store, call_id, analyst, summariser=analyst)
         background = self.disposition_model()
         model = background.model if background.wait(wait_s) else None

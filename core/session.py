@@ -177,7 +177,8 @@ class VoiceSession:
         self._listeners.append(callback)
 
     def start(self) -> str:
-        """Create the call in the store and start the pipeline thread.
+        """Create the call in the store and start the pipeline (its own thread, or a
+        coroutine on the host loop).
 
         Raises:
             StoreError: the call could not be created (nothing was started).
@@ -188,21 +189,18 @@ class VoiceSession:
         self.call_id = call.id
         if self._recorder_factory is not None:
             self._recorder = self._recorder_factory(call.id)
+        with self._lock:
+            self._m.state = "listening"  # before the pipeline runs: a crash may set "failed"
         if self._host is not None:
-            with self._lock:
-                self._m.state = "listening"
             self._loop = self._host.loop
             self._queue = asyncio.Queue()
             self._hosted = asyncio.run_coroutine_threadsafe(self._hosted_main(), self._host.loop)
-            log.info("call started", extra={"call_id": call.id, "source": self._source})
-            return call.id
-        self._thread = threading.Thread(
-            target=self._thread_main, name=f"voice-session-{call.id}", daemon=True
-        )
-        with self._lock:
-            self._m.state = "listening"  # before the thread runs: a crash may set "failed"
-        self._thread.start()
-        self._ready.wait(timeout=10)
+        else:
+            self._thread = threading.Thread(
+                target=self._thread_main, name=f"voice-session-{call.id}", daemon=True
+            )
+            self._thread.start()
+            self._ready.wait(timeout=10)
         log.info("call started", extra={"call_id": call.id, "source": self._source})
         return call.id
 

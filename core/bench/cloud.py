@@ -57,25 +57,24 @@ def run(turns: int = 50, seed: int = 0, scale: float = 1.0) -> dict[str, Any]:
     """
     profile = LatencyProfile(seed, scale)
     injected: dict[int, tuple[str, Delays]] = {}
-    conversation = Conversation()  # what the simulated LLM "knows" of the call
-    replies: list[Any] = []
-
-    def reply_for(text: str) -> str:
-        conversation.add("caller", text)
-        reply = asyncio.run(replies[0].reply_text(conversation))
-        conversation.add("agent", reply)
-        return reply
-
     with (
         tempfile.TemporaryDirectory() as tmp,
         SimulatedDeepgram() as dg,
         SimulatedElevenLabs() as xi,
-        SimulatedOpenAI(reply_for) as llm,
+        SimulatedOpenAI() as llm,
     ):
         settings = Settings(data_dir=Path(tmp), llm_provider="openai", openai_api_key=SIMULATED_KEY,
                             openai_base_url=llm.base_url)
         services = build_services(settings, stt=DeepgramSTT(SIMULATED_KEY, base_url=dg.url))
-        replies.append(services.embedded_responder())
+        responder, conversation = services.embedded_responder(), Conversation()
+
+        def reply_for(text: str) -> str:  # what the simulated LLM says: the offline reply
+            conversation.add("caller", text)
+            reply = asyncio.run(responder.reply_text(conversation))
+            conversation.add("agent", reply)
+            return reply
+
+        llm.reply_for = reply_for
         tts = TimedTTS(ElevenLabsTTS(SIMULATED_KEY, base_url=xi.url))
 
         def before_turn(i: int, text: str) -> None:

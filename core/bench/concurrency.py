@@ -228,22 +228,22 @@ def sweep(
     then (``refine``) narrow down the largest real-time level between the given ones."""
     audio = call_audio(services)
     rows: list[dict[str, Any]] = []
-    failed = 0
-    for n in levels:
+
+    def measure(n: int, note: str = "") -> bool:
         row = run_level(services, stt, n, audio, seconds, prewarm=prewarm, frame_ms=frame_ms,
                         shared_loop=shared_loop)
         rows.append(row)
-        log(f"  {n:>4} sessions: lag p95 {row['lag_ms_p95'] or 0:.0f} ms, "
+        log(f"  {n:>4} sessions{note}: lag p95 {row['lag_ms_p95'] or 0:.0f} ms, "
             f"{row['cpu_cores_used']:.2f} cores, real time: {row['real_time']}")
-        failed = 0 if row["real_time"] else failed + 1
+        return bool(row["real_time"])
+
+    failed = 0
+    for n in levels:
+        failed = 0 if measure(n) else failed + 1
         if failed >= STOP_AFTER_FAILED_LEVELS:
             break
     while refine and (between := _between(rows)) is not None:
-        row = run_level(services, stt, between, audio, seconds, prewarm=prewarm, frame_ms=frame_ms,
-                        shared_loop=shared_loop)
-        rows.append(row)
-        log(f"  {between:>4} sessions (refining): lag p95 {row['lag_ms_p95'] or 0:.0f} ms, "
-            f"{row['cpu_cores_used']:.2f} cores, real time: {row['real_time']}")
+        measure(between, " (refining)")
     rows.sort(key=lambda r: r["sessions"])
     real_time = [r["sessions"] for r in rows if r["real_time"]]
     return {"levels": rows, "max_real_time_sessions": max(real_time) if real_time else 0}
@@ -307,7 +307,7 @@ def run(
             log(f"concurrency, offline STT (pocketsphinx, {where})")
             out["offline"] = sweep(services, services.stt, levels, seconds, log, prewarm=True, frame_ms=frame_ms,
                                    shared_loop=shared_loop)
-        if "offline" in modes and offline_workers:
+        if "offline" in modes and offline_workers:  # the same, decoded in worker processes
             from core.services import build_stt
 
             log(f"concurrency, offline STT (pocketsphinx, {offline_workers} worker processes)")

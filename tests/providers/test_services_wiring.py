@@ -69,8 +69,10 @@ def test_copilot_intent_comes_from_the_chosen_llm(tmp_path, server):
 
 
 def test_wrap_up_comes_from_the_chosen_llm_and_falls_back_to_the_embedded_models(tmp_path, server):
+    # Breakers are process-wide per breaker settings; this test opens openai's, so it
+    # uses settings of its own rather than leave an open breaker to later tests.
     services = build_services(settings(tmp_path, llm_provider="openai", openai_api_key="sk-test",
-                                       openai_base_url=server.base_url), stt=FakeSTT())
+                                       openai_base_url=server.base_url, breaker_open_s=29.0), stt=FakeSTT())
     store = services.store
     first, second = store.create_call("test"), store.create_call("test")
     for call in (first, second):
