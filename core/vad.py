@@ -2,7 +2,7 @@
 
 Two layers:
 
-* a *frame classifier* says whether one 30 ms frame holds speech
+* a *frame classifier* says whether one 10 ms frame holds speech
   (:class:`WebRtcFrameClassifier` wraps the WebRTC VAD that pocketsphinx ships,
   gated by a level floor so very quiet hiss never counts and by a noise gate so
   steady noise of any level never counts);
@@ -24,7 +24,10 @@ import numpy as np
 
 from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array, dbfs
 
-FRAME_MS = 30
+# 10 ms: the end of speech is known to within 10 ms, so the turn ends ~500 ms after it
+# rather than 510-540 ms with 30 ms frames (measured: end-of-speech delay p50 523 -> 506 ms,
+# no change in false alarms or missed speech; docs/speech.md). 1.0 ms of CPU per second.
+FRAME_MS = 10
 FRAME_SAMPLES = PIPELINE_SAMPLE_RATE_HZ * FRAME_MS // 1000
 
 
@@ -163,7 +166,7 @@ class Endpointer:
             frame = buf[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]
             self._frame(frame, events)
         self._pending = buf[n_frames * FRAME_SAMPLES :].copy()
-        return events
+        return _joined_audio(events)
 
     def finish(self) -> list[EndpointEvent]:
         """The stream ended: close any open utterance."""
@@ -217,6 +220,19 @@ class Endpointer:
             )
         self._silence_ms = 0.0
         self._speech_ms = 0.0
+
+
+def _joined_audio(events: list[EndpointEvent]) -> list[EndpointEvent]:
+    """Consecutive ``audio`` events as one: the recogniser takes a chunk per hand-over,
+    not one call per 10 ms frame."""
+    out: list[EndpointEvent] = []
+    for ev in events:
+        prev = out[-1] if out else None
+        if ev.kind == "audio" and prev is not None and prev.kind == "audio" and prev.audio is not None:
+            out[-1] = EndpointEvent("audio", prev.t_ms, audio=np.concatenate([prev.audio, ev.audio]))
+        else:
+            out.append(ev)
+    return out
 
 
 def make_endpointer(settings: object) -> Endpointer:

@@ -132,13 +132,15 @@ class FakeTTS:
         self.first_chunk_delay_s = first_chunk_delay_s
         self.chunks_produced = 0
         self.texts: list[str] = []
+        self.previous_texts: list[str] = []
 
-    async def stream(self, text: str):
+    async def stream(self, text: str, previous_text: str = ""):
         import asyncio
 
         import numpy as np
 
         self.texts.append(text)
+        self.previous_texts.append(previous_text)
         if self.first_chunk_delay_s:
             await asyncio.sleep(self.first_chunk_delay_s)
         n = int(len(text.split()) * self.seconds_per_word * self.sample_rate_hz)

@@ -34,6 +34,7 @@ BACKCHANNELS = frozenset(
 )
 OUTPUT_SAMPLE_RATE_HZ = 48_000
 ECHO_OVERLAP = 0.6  # share of heard words found in what the agent is saying
+_CLOSING_MARKS = tuple(".,;:!?\u2014\"')")
 
 
 class AudioOut(Protocol):
@@ -217,7 +218,7 @@ class VoiceAgent:
                         if turn.first_token_at is None:
                             turn.first_token_at = time.monotonic()
                         for piece in chunker.feed(delta):
-                            await self._speak_piece(turn, piece)
+                            await self._speak_piece(turn, piece, continues=True)
                     for piece in chunker.flush():
                         await self._speak_piece(turn, piece)
                 finally:
@@ -234,13 +235,20 @@ class VoiceAgent:
             self._finish_turn(turn)
             self._turn = None
 
-    async def _speak_piece(self, turn: _Turn, piece: str) -> None:
+    async def _speak_piece(self, turn: _Turn, piece: str, continues: bool = False) -> None:
+        """Synthesise one piece and push its audio; ``continues``: more of the reply follows.
+
+        A piece cut before a phrase (no closing mark) is spoken with a comma after it, so
+        the voice pauses as if mid-sentence rather than ending the sentence; what is
+        stored as said stays the text itself.
+        """
         if turn.first_piece_at is None:
             turn.first_piece_at = time.monotonic()
         self._speaking_text = (self._speaking_text + " " + piece)[-2000:]
+        said = piece + "," if continues and not piece.endswith(_CLOSING_MARKS) else piece
         resampler = StreamResampler(self.config.output_rate_hz)
         with stage_span("tts", self.session.call_id, characters=len(piece)):
-            async for chunk in self.tts.stream(piece):
+            async for chunk in self.tts.stream(said, " ".join(turn.spoken)):
                 pcm = resampler.process(int16_to_float(chunk), self.tts.sample_rate_hz)
                 self._push(turn, pcm)
         self._push(turn, resampler.flush())

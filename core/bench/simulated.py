@@ -368,9 +368,9 @@ class TimedTTS:
         self.sample_rate_hz = inner.sample_rate_hz
         self.calls: list[float] = []
 
-    def stream(self, text: str) -> AsyncIterator[Any]:
+    def stream(self, text: str, previous_text: str = "") -> AsyncIterator[Any]:
         self.calls.append(time.monotonic())
-        return self.inner.stream(text)
+        return self.inner.stream(text, previous_text)
 
     def clause_waits_ms(self, first_tokens: list[float]) -> list[float]:
         """Per reply: first token → first piece handed to TTS (the first clause forming)."""

@@ -37,6 +37,9 @@ READ_TIMEOUT_S = 5.0
 # httpx hold back a first packet smaller than that until the next one arrives.
 CHUNK_BYTES: int | None = None
 _BYTES_PER_SAMPLE = 2
+# How much of what was said before a piece is sent as its ``previous_text``: the end of
+# the reply so far is what shapes the next piece's intonation.
+PREVIOUS_TEXT_CHARS = 300
 
 
 class ElevenLabsError(ProviderError, TTSError):
@@ -148,8 +151,11 @@ class ElevenLabsTTS:
             self._clients[loop] = client
         return client
 
-    async def stream(self, text: str) -> AsyncIterator[Int16Array]:
+    async def stream(self, text: str, previous_text: str = "") -> AsyncIterator[Int16Array]:
         """Speak ``text``; yields int16 chunks at 16 kHz as they arrive.
+
+        ``previous_text`` (the reply so far) goes to ElevenLabs as ``previous_text`` so a
+        reply spoken in pieces keeps one intonation.
 
         Raises:
             ElevenLabsError: refused (auth, quota, rate limit with ``retry_after_s``),
@@ -157,12 +163,16 @@ class ElevenLabsTTS:
         """
         if not text.strip():
             return
+        context: dict[str, Any] = {}
+        if previous_text.strip():
+            context["previous_text"] = previous_text.strip()[-PREVIOUS_TEXT_CHARS:]
         chunks = self._client().text_to_speech.stream(
             self.voice_id,
             text=text,
             model_id=self.model_id,
             output_format=OUTPUT_FORMAT,
             request_options={"chunk_size": CHUNK_BYTES},
+            **context,
         )
         carry = b""
         try:

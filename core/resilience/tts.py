@@ -40,15 +40,17 @@ class FallbackTTS(ChainFront):
         return FallbackTTS(self.chain.with_sink(sink))
 
 
-    async def _speak(self, engine: TTSEngine, text: str, budget: Budget, is_last: bool) -> AsyncIterator[Int16Array]:
+    async def _speak(
+        self, engine: TTSEngine, text: str, previous_text: str, budget: Budget, is_last: bool
+    ) -> AsyncIterator[Int16Array]:
         resampler = StreamResampler(self.sample_rate_hz)
         rate = int(engine.sample_rate_hz)
-        async for chunk in guarded(engine.stream(text), provider_name(engine), budget, is_last):
+        async for chunk in guarded(engine.stream(text, previous_text), provider_name(engine), budget, is_last):
             yield chunk if rate == self.sample_rate_hz else resampler.process(int16_to_float(chunk), rate)
         if rate != self.sample_rate_hz:
             yield resampler.flush()
 
-    async def stream(self, text: str) -> AsyncIterator[Int16Array]:
+    async def stream(self, text: str, previous_text: str = "") -> AsyncIterator[Int16Array]:
         """Audio for ``text`` from the first engine that can speak it.
 
         Raises:
@@ -56,7 +58,7 @@ class FallbackTTS(ChainFront):
         """
 
         def attempt(index: int, budget: Budget, is_last: bool) -> AsyncIterator[Int16Array]:
-            return self._speak(self.chain.engines[index], text, budget, is_last)
+            return self._speak(self.chain.engines[index], text, previous_text, budget, is_last)
 
         stream = failover(self.chain, attempt, {"tts_chars": float(len(text))})
         try:

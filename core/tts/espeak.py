@@ -176,7 +176,7 @@ class EspeakTTS:
                 self._cache.popitem(last=False)
         return audio
 
-    async def stream(self, text: str) -> AsyncIterator[Int16Array]:
+    async def stream(self, text: str, previous_text: str = "") -> AsyncIterator[Int16Array]:
         audio = await asyncio.to_thread(self.synthesize, text)
         step = self.sample_rate_hz * CHUNK_MS // 1000
         for i in range(0, audio.size, step):

@@ -126,7 +126,7 @@ class ToneTTS:
         self.fail_after_chunks = fail_after_chunks
         self.calls = 0
 
-    async def stream(self, text: str) -> AsyncIterator[Int16Array]:
+    async def stream(self, text: str, previous_text: str = "") -> AsyncIterator[Int16Array]:
         self.calls += 1
         total = int(len(text) * self.seconds_per_char * self.sample_rate_hz)
         chunk = self.sample_rate_hz // 50

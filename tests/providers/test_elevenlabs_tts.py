@@ -44,6 +44,30 @@ def test_streams_exact_pcm_at_16_khz_across_odd_chunk_boundaries():
     assert request.body["model_id"] == "eleven_flash_v2_5"
 
 
+def test_the_reply_so_far_goes_along_as_previous_text():
+    said = "I can open the transaction list"
+    with ElevenLabsServer(KEY) as server:
+        tts = ElevenLabsTTS(KEY, base_url=server.url)
+
+        async def run() -> None:
+            async for _ in tts.stream("and look at both charges."):
+                pass
+            async for _ in tts.stream("Okay.", previous_text="   "):
+                pass
+
+        asyncio.run(run())
+        long_before = "word " * 200
+        asyncio.run(_drain(tts.stream("Then we are done.", previous_text=long_before + said)))
+    first, blank, long = (r.body for r in server.requests)
+    assert "previous_text" not in first and "previous_text" not in blank
+    assert long["previous_text"].endswith(said) and len(long["previous_text"]) == 300
+
+
+async def _drain(stream) -> None:
+    async for _ in stream:
+        pass
+
+
 def test_blank_text_makes_no_request():
     with ElevenLabsServer(KEY) as server:
         assert collect(ElevenLabsTTS(KEY, base_url=server.url), "  ") == []

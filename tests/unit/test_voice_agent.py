@@ -55,6 +55,36 @@ def test_chunker_cuts_sentences_and_long_clauses_only():
     ]
 
 
+def _streamed(text: str) -> list[str]:
+    c = SentenceChunker()
+    out = []
+    for i, w in enumerate(text.split(" ")):
+        out += c.feed(w if i == 0 else " " + w)  # as a language model streams: " word"
+    return out + c.flush()
+
+
+def test_a_run_on_first_sentence_is_cut_before_a_phrase_opener():
+    text = "I can open the transaction list and look at the status of both charges. Very often one is pending."
+    assert _streamed(text) == [
+        "I can open the transaction list",
+        "and look at the status of both charges.",
+        "Very often one is pending.",
+    ]
+    # only the first piece: later run-on sentences wait for their marks
+    assert _streamed("Sure. I can give you the dispute reference number and let you know.") == [
+        "Sure.", "I can give you the dispute reference number and let you know."
+    ]
+    # at least four words before the cut, and the opener must be a whole word
+    assert _streamed("I want to andorra now.") == ["I want to andorra now."]
+    assert _streamed("Please go to the branch.") == ["Please go to the branch."]
+
+
+def test_text_arriving_at_once_is_cut_at_its_marks_only():
+    c = SentenceChunker()
+    text = "I can open the transaction list and look at the status. Very often one is pending. "
+    assert c.feed(text) == ["I can open the transaction list and look at the status.", "Very often one is pending."]
+
+
 def test_backchannel_detection():
     assert is_backchannel("ok") and is_backchannel("mhm yeah") and is_backchannel("uh huh")
     assert not is_backchannel("ok but my card is lost") and not is_backchannel("")
@@ -78,6 +108,19 @@ def test_reply_is_spoken_and_both_sides_are_stored_with_metrics(store):
     assert turn.reply_first_token_ms is not None and turn.tts_first_audio_ms is not None
     # streamed: the first sentence's audio went out before the reply was finished
     assert out.pushed_samples > 0
+
+
+def test_a_phrase_cut_is_voiced_as_a_pause_and_stored_as_written(store):
+    reply = "I can open the transaction list and look at the status of both charges."
+    responder = FakeResponder(reply, delay_s=0.01)
+    tts = FakeTTS(0.02)
+    session, agent, out = make(store, FakeSTT(["two charges"]), responder, tts)
+    play(session, np.concatenate([silence(0.3), tone(300, 0.6), silence(0.5)]))
+    assert wait_for(lambda: len(agent.turns) == 1)
+    session.stop()
+    assert tts.texts == ["I can open the transaction list,", "and look at the status of both charges."]
+    assert tts.previous_texts == ["", "I can open the transaction list"]
+    assert store.segments(session.call_id)[-1].text == reply
 
 
 def test_audio_starts_before_the_reply_is_finished(store):
