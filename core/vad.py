@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
-from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array, dbfs
+from core.audio import INT16_FULL_SCALE, PIPELINE_SAMPLE_RATE_HZ, Int16Array, dbfs
 
 # 10 ms: the end of speech is known to within 10 ms, so the turn ends ~500 ms after it
 # rather than 510-540 ms with 30 ms frames (measured: end-of-speech delay p50 523 -> 506 ms,
@@ -32,9 +33,41 @@ FRAME_SAMPLES = PIPELINE_SAMPLE_RATE_HZ * FRAME_MS // 1000
 
 
 class FrameClassifier(Protocol):
-    """Decides whether one ``FRAME_SAMPLES``-long 16 kHz int16 frame is speech."""
+    """Decides whether one ``FRAME_SAMPLES``-long 16 kHz int16 frame is speech.
+
+    A classifier may also offer ``classify(frames)`` (rows of ``FRAME_SAMPLES``, in
+    order) returning one decision per row, the same as ``is_speech`` on each; the
+    endpointer uses it when present, so levels are computed for a chunk at once.
+    """
 
     def is_speech(self, frame: Int16Array) -> bool: ...
+
+
+def frame_levels_dbfs(frames: Int16Array) -> npt.NDArray[np.float64]:
+    """:func:`core.audio.dbfs` of each row (-120 for digital silence)."""
+    x = frames.astype(np.float64) / INT16_FULL_SCALE
+    level = np.sqrt(np.mean(x * x, axis=1))
+    with np.errstate(divide="ignore"):
+        return np.where(level <= 1e-6, -120.0, 20.0 * np.log10(np.maximum(level, 1e-300)))
+
+
+class _RunningMin:
+    """Minimum of the last ``window`` values, O(1) per value (monotonic queue)."""
+
+    def __init__(self, window: int):
+        self._window = window
+        self._queue: deque[tuple[int, float]] = deque()
+        self._n = 0
+
+    def push(self, value: float) -> float:
+        q = self._queue
+        while q and q[-1][1] >= value:
+            q.pop()
+        q.append((self._n, value))
+        self._n += 1
+        if q[0][0] <= self._n - 1 - self._window:
+            q.popleft()
+        return q[0][1]
 
 
 class WebRtcFrameClassifier:
@@ -64,17 +97,22 @@ class WebRtcFrameClassifier:
         self.mode = mode
         self._floor_dbfs = floor_dbfs
         self._gate_db = snr_gate_db
-        self._levels: deque[float] = deque(maxlen=max(1, gate_window_ms // FRAME_MS))
+        self._noise_floor = _RunningMin(max(1, gate_window_ms // FRAME_MS))
 
     def is_speech(self, frame: Int16Array) -> bool:
-        # Every frame goes to the WebRTC VAD, so its noise model keeps adapting.
-        voiced = bool(self._vad.is_speech(frame.astype("<i2", copy=False).tobytes()))
-        level = dbfs(frame)
-        if self._gate_db is not None:
-            self._levels.append(level)
-            if level < min(self._levels) + self._gate_db:
-                return False
-        return voiced and level >= self._floor_dbfs
+        return self.classify(frame.reshape(1, -1))[0]
+
+    def classify(self, frames: Int16Array) -> list[bool]:
+        out = []
+        vad, gate, floor = self._vad.is_speech, self._gate_db, self._floor_dbfs
+        for frame, level in zip(frames.astype("<i2", copy=False), frame_levels_dbfs(frames).tolist(), strict=True):
+            # Every frame goes to the WebRTC VAD, so its noise model keeps adapting.
+            voiced = bool(vad(frame.tobytes()))
+            if gate is not None and level < self._noise_floor.push(level) + gate:
+                out.append(False)
+            else:
+                out.append(voiced and level >= floor)
+        return out
 
 
 class EnergyFrameClassifier:
@@ -85,6 +123,9 @@ class EnergyFrameClassifier:
 
     def is_speech(self, frame: Int16Array) -> bool:
         return dbfs(frame) >= self._threshold
+
+    def classify(self, frames: Int16Array) -> list[bool]:
+        return (frame_levels_dbfs(frames) >= self._threshold).tolist()  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -151,6 +192,9 @@ class Endpointer:
         self._last_voiced_end_ms = 0.0
         self._speech_ms = 0.0
         self._silence_ms = 0.0
+        self._classify = getattr(classifier, "classify", None) or (
+            lambda frames: [classifier.is_speech(f) for f in frames]
+        )
 
     @property
     def stream_ms(self) -> float:
@@ -162,11 +206,25 @@ class Endpointer:
         events: list[EndpointEvent] = []
         buf = np.concatenate([self._pending, samples]) if self._pending.size else samples
         n_frames = buf.size // FRAME_SAMPLES
-        for i in range(n_frames):
-            frame = buf[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]
-            self._frame(frame, events)
+        frames = buf[: n_frames * FRAME_SAMPLES].reshape(n_frames, FRAME_SAMPLES)
+        # The frames of the open utterance since ``run`` go out as one audio event, when
+        # the utterance closes or the chunk ends: the recogniser takes a chunk per
+        # hand-over, not a call per 10 ms frame.
+        run: int | None = 0 if self.in_utterance else None
+        run_t = self.stream_ms
+        for i, voiced in enumerate(self._classify(frames) if n_frames else ()):
+            was_open = self.in_utterance
+            before = len(events)
+            self._frame(frames[i], bool(voiced), events)
+            if was_open and not self.in_utterance and run is not None:  # closed by this frame
+                events.insert(before, EndpointEvent("audio", run_t, audio=frames[run : i + 1].reshape(-1)))
+                run = None
+            elif not was_open and self.in_utterance:  # opened (the pre-roll went out)
+                run, run_t = i + 1, self.stream_ms
+        if self.in_utterance and run is not None and run < n_frames:
+            events.append(EndpointEvent("audio", run_t, audio=frames[run:].reshape(-1)))
         self._pending = buf[n_frames * FRAME_SAMPLES :].copy()
-        return _joined_audio(events)
+        return events
 
     def finish(self) -> list[EndpointEvent]:
         """The stream ended: close any open utterance."""
@@ -175,12 +233,13 @@ class Endpointer:
             self._close(events, "stream_end")
         return events
 
-    def _frame(self, frame: Int16Array, events: list[EndpointEvent]) -> None:
+    def _frame(self, frame: Int16Array, voiced: bool, events: list[EndpointEvent]) -> None:
+        """One frame's decision; the audio of frames inside an utterance is handed out
+        by :meth:`process`, in runs."""
         cfg = self.config
         t0 = self.stream_ms
         self._pos += FRAME_SAMPLES
         t1 = self.stream_ms
-        voiced = self._classifier.is_speech(frame)
         if not self.in_utterance:
             self._pre_roll.append(frame)
             self._recent_voiced.append(voiced)
@@ -197,7 +256,6 @@ class Endpointer:
                 events.append(EndpointEvent("start", self._utt_start_ms))
                 events.append(EndpointEvent("audio", t0, audio=audio))
             return
-        events.append(EndpointEvent("audio", t0, audio=frame))
         if voiced:
             self._speech_ms += FRAME_MS
             self._silence_ms = 0.0
@@ -220,19 +278,6 @@ class Endpointer:
             )
         self._silence_ms = 0.0
         self._speech_ms = 0.0
-
-
-def _joined_audio(events: list[EndpointEvent]) -> list[EndpointEvent]:
-    """Consecutive ``audio`` events as one: the recogniser takes a chunk per hand-over,
-    not one call per 10 ms frame."""
-    out: list[EndpointEvent] = []
-    for ev in events:
-        prev = out[-1] if out else None
-        if ev.kind == "audio" and prev is not None and prev.kind == "audio" and prev.audio is not None:
-            out[-1] = EndpointEvent("audio", prev.t_ms, audio=np.concatenate([prev.audio, ev.audio]))
-        else:
-            out.append(ev)
-    return out
 
 
 def make_endpointer(settings: object) -> Endpointer:

@@ -200,3 +200,39 @@ def test_a_real_dev_clip_is_one_utterance_covering_the_speech(product_settings):
     # the recogniser gets all of the speech: from before its start to after its end
     assert start <= ref[0][0]
     assert start + handed_out.size * 1000 / RATE >= ref[-1][1]
+
+
+class _OneFrameAtATime:
+    """A classifier with ``is_speech`` only: the endpointer's per-frame path."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def is_speech(self, frame):
+        return self.inner.is_speech(frame)
+
+
+@pytest.mark.parametrize("chunk_ms", [10, 20, 25, 100])
+@pytest.mark.parametrize("make", [lambda: WebRtcFrameClassifier(3, -50.0), lambda: EnergyFrameClassifier(-40)])
+def test_chunks_classified_at_once_give_the_same_utterances_as_frame_by_frame(script, chunk_ms, make):
+    audio, _ = script
+    noisy = np.clip(audio + white_noise(audio.size / RATE, -50.0, 5)[: audio.size], -32768, 32767).astype(np.int16)
+    cfg = EndpointConfig()
+
+    def utterances(events):
+        out, cur = [], []
+        for e in events:
+            if e.kind == "audio":
+                cur.append(e.audio)
+            elif e.kind in ("end", "abandon"):
+                out.append((e.kind, e.t_ms, e.reason, e.speech_ms, np.concatenate(cur).tobytes()))
+                cur = []
+        return out, [(e.kind, e.t_ms) for e in events if e.kind != "audio"]
+
+    batched = utterances(feed(Endpointer(cfg, make()), noisy, chunk_ms))
+    one_by_one = utterances(feed(Endpointer(cfg, _OneFrameAtATime(make())), noisy, chunk_ms))
+    assert batched == one_by_one
+    assert len(batched[0]) >= 3  # the script's sentences were found
+    # one audio hand-over per chunk at most, however many 10 ms frames it holds
+    events = feed(Endpointer(cfg, make()), noisy, chunk_ms)
+    assert sum(e.kind == "audio" for e in events) <= audio.size // (RATE * chunk_ms // 1000) + 2 * len(batched[0]) + 1
