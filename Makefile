@@ -82,9 +82,12 @@ bench: $(VENV)/.runtime
 bench-browser: $(VENV)/.dev system-deps
 	@rm -rf bench-results/browser && mkdir -p bench-results/browser
 	@for i in $$(seq 1 $(or $(RUNS),10)); do \
-	  $(BIN)/python -m pytest -q -m e2e tests/e2e/test_talk_browser.py >/dev/null \
-	    && cp test-artifacts/e2e/talk_latency.json bench-results/browser/run$$i.json \
-	    || echo "run $$i failed (see test-artifacts/e2e/)"; \
+	  if $(BIN)/python -m pytest -q -m e2e tests/e2e/test_talk_browser.py >bench-results/browser/run$$i.log 2>&1; then \
+	    cp test-artifacts/e2e/talk_latency.json bench-results/browser/run$$i.json; \
+	  else \
+	    cp -r test-artifacts/e2e bench-results/browser/run$$i-failed; \
+	    echo "run $$i failed: bench-results/browser/run$$i.log, artifacts in run$$i-failed/"; \
+	  fi; \
 	done
 	$(BIN)/python -m core.bench.browser bench-results/browser --json bench-results/browser-summary.json
 
