@@ -182,8 +182,16 @@ def rms(samples: Int16Array) -> float:
 
 def dbfs(samples: Int16Array) -> float:
     """RMS level in dB relative to full scale; -120 for digital silence."""
-    level = rms(samples)
-    return -120.0 if level <= 1e-6 else float(20.0 * np.log10(level))
+    if samples.size == 0:
+        return -120.0
+    return float(dbfs_rows(samples.reshape(1, -1))[0])
+
+
+def dbfs_rows(frames: Int16Array) -> npt.NDArray[np.float64]:
+    """:func:`dbfs` of each row of a 2-D block of frames, in one pass."""
+    x = frames.astype(np.float64) / INT16_FULL_SCALE
+    level = np.sqrt(np.mean(x * x, axis=1))
+    return np.where(level <= 1e-6, -120.0, 20.0 * np.log10(np.maximum(level, 1e-6)))
 
 
 def pcm_bytes(samples: Int16Array) -> bytes:

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
-import numpy.typing as npt
 
-from core.audio import INT16_FULL_SCALE, PIPELINE_SAMPLE_RATE_HZ, Int16Array, dbfs
+from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array, dbfs_rows
 
 # 10 ms: the end of speech is known to within 10 ms, so the turn ends ~500 ms after it
 # rather than 510-540 ms with 30 ms frames (measured: end-of-speech delay p50 523 -> 506 ms,
@@ -41,14 +40,6 @@ class FrameClassifier(Protocol):
     """
 
     def is_speech(self, frame: Int16Array) -> bool: ...
-
-
-def frame_levels_dbfs(frames: Int16Array) -> npt.NDArray[np.float64]:
-    """:func:`core.audio.dbfs` of each row (-120 for digital silence)."""
-    x = frames.astype(np.float64) / INT16_FULL_SCALE
-    level = np.sqrt(np.mean(x * x, axis=1))
-    with np.errstate(divide="ignore"):
-        return np.where(level <= 1e-6, -120.0, 20.0 * np.log10(np.maximum(level, 1e-300)))
 
 
 class _RunningMin:
@@ -105,7 +96,7 @@ class WebRtcFrameClassifier:
     def classify(self, frames: Int16Array) -> list[bool]:
         out = []
         vad, gate, floor = self._vad.is_speech, self._gate_db, self._floor_dbfs
-        for frame, level in zip(frames.astype("<i2", copy=False), frame_levels_dbfs(frames).tolist(), strict=True):
+        for frame, level in zip(frames.astype("<i2", copy=False), dbfs_rows(frames).tolist(), strict=True):
             # Every frame goes to the WebRTC VAD, so its noise model keeps adapting.
             voiced = bool(vad(frame.tobytes()))
             if gate is not None and level < self._noise_floor.push(level) + gate:
@@ -122,10 +113,10 @@ class EnergyFrameClassifier:
         self._threshold = threshold_dbfs
 
     def is_speech(self, frame: Int16Array) -> bool:
-        return dbfs(frame) >= self._threshold
+        return self.classify(frame.reshape(1, -1))[0]
 
     def classify(self, frames: Int16Array) -> list[bool]:
-        return (frame_levels_dbfs(frames) >= self._threshold).tolist()  # type: ignore[no-any-return]
+        return (dbfs_rows(frames) >= self._threshold).tolist()  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -176,7 +167,6 @@ class Endpointer:
 
     def __init__(self, config: EndpointConfig, classifier: FrameClassifier):
         self.config = config
-        self._classifier = classifier
         self._pending = np.zeros(0, np.int16)
         self._pos = 0  # samples consumed into frames so far
         # The frames that open an utterance are kept too, so the audio handed out
