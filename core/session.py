@@ -572,7 +572,7 @@ class VoiceSession:
         decided_at = time.monotonic()
         try:
             with stage_span("stt", call_id):
-                transcript = stream.finish()
+                transcript = stream.finish(ev.t_ms - t_start_ms)
         except STTError as exc:
             self._record_error(f"speech recognition failed: {exc}")
             return

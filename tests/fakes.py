@@ -61,7 +61,7 @@ class FakeStream:
         words = self._text().split()
         return " ".join(words[: max(1, len(words) // 2)])
 
-    def finish(self) -> Transcript:
+    def finish(self, speech_end_ms: float | None = None) -> Transcript:
         if self._engine.delay_s:
             time.sleep(self._engine.delay_s)
         if self._engine.error:

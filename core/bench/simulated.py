@@ -3,9 +3,11 @@
 Used to measure what our pipeline adds on top of the providers, with the real adapters
 (the vendors' SDKs) doing the talking:
 
-* :class:`SimulatedDeepgram`: Deepgram's ``/v1/listen`` websocket. It answers a
-  ``Finalize`` with one final ``Results`` message (the scripted transcript) after the
-  profile's STT delay, then ``Metadata`` and a close on ``CloseStream``. No interim
+* :class:`SimulatedDeepgram`: Deepgram's ``/v1/listen`` websocket. It sends one final
+  ``Results`` message (the scripted transcript) the profile's STT delay after the
+  speech ends (``final_on="speech_end"``: as Deepgram's own endpointing does, the end
+  found by the audio's level, while the audio keeps coming) or after a ``Finalize``
+  (``"finalize"``), then ``Metadata`` and a close on ``CloseStream``. No interim
   results and no recognition: only the timing of the final matters here.
 * :class:`SimulatedElevenLabs`: ElevenLabs' streaming ``text-to-speech`` endpoint; the
   first PCM byte leaves after the profile's TTS delay, the rest follows at once.
@@ -44,6 +46,7 @@ TTS_FIRST_AUDIO_MIN_MS = 100.0
 TTS_FIRST_AUDIO_MAX_MS = 300.0
 TTS_MS_OF_AUDIO_PER_CHARACTER = 65  # ~15 characters a second of speech
 DEFAULT_TRANSCRIPT = "i lost my debit card"
+VOICED_RMS = 100.0  # int16 RMS of a 10 ms frame above which the simulated STT hears speech
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,9 @@ class LatencyProfile:
 
 
 # --- Deepgram ------------------------------------------------------------------------
-def _final_results(transcript: str, seconds: float, request_id: str) -> dict[str, Any]:
+def _final_results(
+    transcript: str, seconds: float, request_id: str, from_finalize: bool = True
+) -> dict[str, Any]:
     words = transcript.split()
     step = seconds / max(1, len(words))
     alternative = {
@@ -94,7 +99,7 @@ def _final_results(transcript: str, seconds: float, request_id: str) -> dict[str
         "start": 0.0,
         "is_final": True,
         "speech_final": True,
-        "from_finalize": True,
+        "from_finalize": from_finalize,
         "channel": {"alternatives": [alternative]},
         "metadata": {"request_id": request_id, "model_info": {"name": "simulated", "version": "0", "arch": "sim"},
                      "model_uuid": str(uuid.uuid4())},
@@ -109,6 +114,11 @@ class SimulatedDeepgram:
         compression: False refuses permessage-deflate, so audio frames travel as they are.
         final_delay_ms: fixed delay before each final; None draws one per connection
             from ``profile`` (the STT leg of :class:`LatencyProfile`).
+        final_on: what the delay counts from: ``"finalize"``, the client's Finalize;
+            ``"speech_end"``, the end of the speech in the audio (the wall-clock time
+            its last voiced sample was sent, audio being streamed in real time), so the
+            final can arrive before the client asks; a Finalize then gets it at that
+            same time, or at once when it has gone out already.
     """
 
     def __init__(
@@ -117,7 +127,11 @@ class SimulatedDeepgram:
         final_delay_ms: float | None = None,
         profile: LatencyProfile | None = None,
         compression: bool = True,
+        final_on: str = "finalize",
     ):
+        if final_on not in ("finalize", "speech_end"):
+            raise ValueError(f"final_on must be 'finalize' or 'speech_end', not {final_on!r}")
+        self.final_on = final_on
         self.transcript = transcript
         self.compression = compression  # accept permessage-deflate, as websockets servers do
         self.final_delay_ms = final_delay_ms
@@ -164,29 +178,86 @@ class SimulatedDeepgram:
         from websockets.exceptions import ConnectionClosed
 
         self.connections += 1
-        transcript, request_id, audio_bytes = self.transcript, str(uuid.uuid4()), 0
+        transcript, request_id = self.transcript, str(uuid.uuid4())
+        heard = _HeardSpeech()
+        delay_ms = self._delay_ms()
+        final: asyncio.Task[None] | None = None  # the final, due at speech end + delay
+
+        async def send_final_at(due: float, from_finalize: bool) -> None:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            self.injected_ms.append(delay_ms)
+            heard.final_sent = True
+            await ws.send(json.dumps(_final_results(transcript, heard.seconds, request_id, from_finalize)))
+
         try:
             async for message in ws:
                 if isinstance(message, bytes):
-                    audio_bytes += len(message)
+                    heard.add(message)
+                    if self.final_on == "speech_end" and not heard.final_sent:
+                        if heard.speaking and final is not None:
+                            final.cancel()  # the speech went on: its end is later
+                            final = None
+                        elif not heard.speaking and heard.speech_end_at is not None and final is None:
+                            final = asyncio.ensure_future(
+                                send_final_at(heard.speech_end_at + delay_ms / 1000.0, False)
+                            )
                     continue
                 kind = json.loads(message).get("type")
-                seconds = audio_bytes / 32000.0  # 16 kHz, 16-bit
                 if kind == "Finalize":
-                    delay = self._delay_ms()
-                    self.injected_ms.append(delay)
-                    await asyncio.sleep(delay / 1000.0)
-                    await ws.send(json.dumps(_final_results(transcript, seconds, request_id)))
+                    if heard.final_sent:  # nothing left to flush: an empty final, at once
+                        await ws.send(json.dumps(_final_results("", 0.0, request_id)))
+                        continue
+                    due = time.monotonic() + delay_ms / 1000.0
+                    if final is not None:
+                        final.cancel()
+                        due = heard.speech_end_at + delay_ms / 1000.0  # type: ignore[operator]
+                        final = None
+                    await send_final_at(due, True)
                 elif kind == "CloseStream":
                     await ws.send(json.dumps({
                         "type": "Metadata", "transaction_key": "deprecated", "request_id": request_id,
-                        "sha256": "0" * 64, "created": "2026-01-01T00:00:00.000Z", "duration": seconds,
+                        "sha256": "0" * 64, "created": "2026-01-01T00:00:00.000Z", "duration": heard.seconds,
                         "channels": 1, "models": [], "model_info": {},
                     }))
                     await ws.close(1000)
                     return
         except ConnectionClosed:
             return
+        finally:
+            if final is not None:
+                final.cancel()
+
+
+class _HeardSpeech:
+    """Where the speech in a real-time audio stream ends, by the level of 10 ms frames."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.speaking = False  # the latest frame was voiced
+        self.speech_end_at: float | None = None  # wall-clock time of the last voiced sample
+        self.final_sent = False
+        self._carry = b""
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / 16000.0
+
+    def add(self, data: bytes) -> None:
+        now = time.monotonic()
+        data = self._carry + data
+        whole = len(data) - len(data) % 2
+        self._carry = data[whole:]
+        pcm = np.frombuffer(data[:whole], dtype="<i2").astype(np.float32)
+        before, self.samples = self.samples, self.samples + pcm.size
+        frames = pcm[: pcm.size - pcm.size % 160].reshape(-1, 160)
+        if not len(frames):
+            return
+        voiced = np.flatnonzero(np.sqrt(np.mean(frames**2, axis=1)) >= VOICED_RMS)
+        if voiced.size:
+            end_sample = before + (int(voiced[-1]) + 1) * 160
+            # audio is streamed in real time: the sample at the message's end is "now"
+            self.speech_end_at = now - (self.samples - end_sample) / 16000.0
+        self.speaking = bool(voiced.size) and int(voiced[-1]) == len(frames) - 1
 
 
 def _serve_http(handler: type[BaseHTTPRequestHandler], name: str) -> ThreadingHTTPServer:

@@ -16,12 +16,19 @@ Connection per utterance
     does not have. Only the first partial waits for the handshake.
 
 Finishing
-    ``finish()`` sends ``Finalize`` and ``CloseStream``; Deepgram flushes the remaining
-    audio as ``is_final`` results, then a ``Metadata`` message, then closes. The
-    transcript is every ``is_final`` segment joined; it is returned as soon as a
-    ``from_finalize`` result, the ``Metadata`` or the close arrives, or a
-    :data:`ProviderError` of kind ``timeout`` is raised after ``FINAL_TIMEOUT_S``.
-    ``finish()`` blocks its caller for that round trip (the session calls it on its loop).
+    Deepgram finalises speech on its own while the caller is silent: with ``endpointing``
+    (300 ms) it sends an ``is_final``/``speech_final`` result about that long after the
+    speech ends, well inside the session's end-of-utterance silence (500 ms). So when
+    ``finish(speech_end_ms)`` is called and the ``is_final`` results already cover the
+    audio up to the speech end (plus :data:`FINAL_COVER_MARGIN_MS`), the transcript is
+    complete: it is returned at once and only ``CloseStream`` is sent, saving the
+    ``Finalize`` round trip on every turn. Otherwise ``finish()`` sends ``Finalize`` and
+    ``CloseStream``; Deepgram flushes the remaining audio as ``is_final`` results, then a
+    ``Metadata`` message, then closes. The transcript is every ``is_final`` segment
+    joined; it is returned as soon as a ``from_finalize`` result, the ``Metadata`` or the
+    close arrives, or a :data:`ProviderError` of kind ``timeout`` is raised after
+    ``FINAL_TIMEOUT_S``. ``finish()`` blocks its caller for that round trip (the session
+    calls it on its loop).
 
 Reconnects
     A dropped connection (or a refused/5xx handshake) is reopened at most
@@ -58,6 +65,9 @@ DEFAULT_ENDPOINTING_MS = 300
 CONNECT_TIMEOUT_S = 3.0
 # From Finalize to the last final result (Deepgram's own target is a few hundred ms).
 FINAL_TIMEOUT_S = 2.0
+# How far past the speech end the final results must reach for finish() to skip
+# Finalize: the session's VAD may place the end a little before a soft last phoneme.
+FINAL_COVER_MARGIN_MS = 100.0
 MAX_RECONNECTS_PER_UTTERANCE = 1
 MAX_RECONNECTS_PER_MINUTE = 5
 _RECONNECT_WINDOW_S = 60.0
@@ -207,6 +217,7 @@ class DeepgramStream:
         self._sent = 0  # chunks of _audio sent on the current connection
         self._unsent_bytes = 0
         self._finals: list[tuple[str, float, float]] = []  # (text, confidence, seconds)
+        self._final_until_s = 0.0  # audio time (this connection) the finals reach
         self._interim = ""
         self._finishing = False
         self._closed = False
@@ -235,8 +246,15 @@ class DeepgramStream:
         with self._lock:
             return " ".join([*(t for t, _, _ in self._finals), self._interim]).strip()
 
-    def finish(self) -> Transcript:
-        """Flush Deepgram and return the utterance's transcript.
+    @property
+    def final_until_ms(self) -> float:
+        """How far into the utterance's audio Deepgram's final results reach."""
+        with self._lock:
+            return self._final_until_s * 1000.0
+
+    def finish(self, speech_end_ms: float | None = None) -> Transcript:
+        """The utterance's transcript: at once when the finals already cover the speech
+        up to ``speech_end_ms`` (ms into the utterance's audio), else after a Finalize.
 
         Raises:
             DeepgramError: the stream failed, or no final arrived in time (``timeout``).
@@ -246,7 +264,17 @@ class DeepgramStream:
         now = time.monotonic()
         with self._lock:
             self._finishing = True
-            self._finalize_locked()
+            covered = (
+                speech_end_ms is not None
+                and self._error is None
+                and self._final_until_s * 1000.0 >= speech_end_ms + FINAL_COVER_MARGIN_MS
+            )
+            if covered:
+                self._close_locked()
+            else:
+                self._finalize_locked()
+        if covered:
+            self._done.set()  # nothing more to wait for; the socket closes behind us
         if not self._connected.is_set():  # still shaking hands: that has its own budget
             connect_deadline = self._opened_at + self._engine.connect_timeout_s
             while not (self._connected.is_set() or self._done.is_set()):
@@ -254,7 +282,7 @@ class DeepgramStream:
                 if left <= 0:
                     break
                 self._connected.wait(min(left, _POLL_S))
-        if self._connected.is_set():
+        if self._connected.is_set() and not covered:
             self._done.wait(self._engine.final_timeout_s)
         self._closed = True
         with self._lock:
@@ -316,6 +344,17 @@ class DeepgramStream:
             log.debug("deepgram finalize failed: %s", exc)
             self._conn = None
 
+    def _close_locked(self) -> None:
+        """Close without Finalize: the finals already hold the whole transcript."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            conn.send_close_stream()
+        except Exception as exc:  # the transcript is in hand; a dead socket loses nothing
+            log.debug("deepgram close failed: %s", exc)
+            self._conn = None
+
     def _run(self) -> None:
         attempts = 0
         while True:
@@ -351,6 +390,7 @@ class DeepgramStream:
                 return
             with self._lock:
                 self._finals, self._interim, self._sent = [], "", 0
+                self._final_until_s = 0.0
                 self._conn = conn
                 self._flush_locked()
                 if self._finishing:
@@ -381,6 +421,7 @@ class DeepgramStream:
                 alternatives = message.channel.alternatives
                 text = str(alternatives[0].transcript).strip() if alternatives else ""
                 final = (text, float(alternatives[0].confidence), float(message.duration)) if text else None
+                until = float(message.start or 0.0) + float(message.duration or 0.0)
             except (AttributeError, IndexError, TypeError, ValueError) as exc:
                 with self._lock:
                     self._error = DeepgramError(ErrorKind.MALFORMED, f"unexpected Results shape: {exc}")
@@ -390,6 +431,7 @@ class DeepgramStream:
                 if message.is_final:
                     if final is not None:
                         self._finals.append(final)
+                    self._final_until_s = max(self._final_until_s, until)
                     self._interim = ""
                 else:
                     self._interim = text

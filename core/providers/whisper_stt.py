@@ -106,7 +106,7 @@ class WhisperUtterance:
     def partial(self) -> str:
         return ""  # recorded-audio transcription has no partial results
 
-    def finish(self) -> Transcript:
+    def finish(self, speech_end_ms: float | None = None) -> Transcript:
         audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
         started = time.monotonic()
         text = self._engine.transcribe(audio)

@@ -158,7 +158,7 @@ class FallbackUtterance:
             pass  # no engine left: ``accept``/``finish`` report it where the session expects
         return ""
 
-    def finish(self) -> Transcript:
+    def finish(self, speech_end_ms: float | None = None) -> Transcript:
         """The transcript from the serving engine, or the next one on failure.
 
         Raises:
@@ -172,7 +172,7 @@ class FallbackUtterance:
             assert self._stream is not None
             usage = begin_usage()
             try:
-                transcript = self._stream.finish()
+                transcript = self._stream.finish(speech_end_ms)
             except STREAM_ERRORS as exc:
                 delay = self._failed(exc, budget)
                 if delay:

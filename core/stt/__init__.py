@@ -2,7 +2,10 @@
 
 An STT engine hands out one :class:`UtteranceStream` per utterance; the session feeds it
 audio as the endpointer releases it, polls :meth:`UtteranceStream.partial` while the
-caller speaks, and calls :meth:`UtteranceStream.finish` when the utterance ends.
+caller speaks, and calls :meth:`UtteranceStream.finish` when the utterance ends,
+telling it where the speech ended (ms into the utterance's audio; the rest is the
+end-of-utterance silence). A recogniser that already holds final results up to there
+can answer at once instead of flushing.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ class Transcript:
 class UtteranceStream(Protocol):
     def accept(self, samples: Int16Array) -> None: ...
     def partial(self) -> str: ...
-    def finish(self) -> Transcript: ...
+    def finish(self, speech_end_ms: float | None = None) -> Transcript: ...
     def cancel(self) -> None: ...
 
 

@@ -153,7 +153,7 @@ class PocketsphinxStream:
         hyp = self._decoder.hyp()  # type: ignore[attr-defined]
         return clean_hypothesis(hyp.hypstr) if hyp is not None else ""
 
-    def finish(self) -> Transcript:
+    def finish(self, speech_end_ms: float | None = None) -> Transcript:
         if self._closed:
             raise STTError("utterance stream already closed")
         t = time.perf_counter()

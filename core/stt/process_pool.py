@@ -235,7 +235,7 @@ class ProcessStream:
             return ""
         return self._partial
 
-    def finish(self) -> Transcript:
+    def finish(self, speech_end_ms: float | None = None) -> Transcript:
         if self._closed:
             raise STTError("utterance stream already closed")
         self._closed = True

@@ -104,7 +104,7 @@ class CountingStream:
             raise self.engine.error()
         return f"{self.samples} so far"
 
-    def finish(self) -> Transcript:
+    def finish(self, speech_end_ms: float | None = None) -> Transcript:
         if self.engine.should_fail("finish"):
             raise self.engine.error()
         self.engine.finished += 1

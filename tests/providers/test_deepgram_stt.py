@@ -83,6 +83,41 @@ def test_final_joins_segments_finalised_by_endpointing():
     assert text == "my card was declined at"
 
 
+def test_finish_skips_finalize_when_deepgram_already_finalised_the_speech():
+    # 1 s of speech then 0.5 s of silence: Deepgram's endpointing (300 ms) sends a
+    # speech_final result during the silence, so the transcript is complete at the end
+    # of the utterance. A slow Finalize (1 s) shows it is not waited for.
+    audio = np.concatenate([tone(220, 1.0), silence(0.5)])
+    with DeepgramServer(KEY, transcript="block my card", words_per_second=5.0,
+                        faults=Faults(final_delay_s=1.0)) as server:
+        stream = engine(server).open()
+        send(stream, audio)
+        assert wait_for(lambda: stream.final_until_ms >= 1300.0)
+        t = time.monotonic()
+        transcript = stream.finish(speech_end_ms=1000.0)
+        waited = time.monotonic() - t
+        assert server.wait_closed(1)
+    assert transcript.text == "block my card"
+    assert transcript.audio_ms == pytest.approx(1500.0)
+    assert waited < 0.5
+    assert server.connections[0].controls == ["CloseStream"]
+
+
+@pytest.mark.parametrize("speech_end_ms", [None, 1250.0])
+def test_finish_finalizes_when_the_finals_do_not_reach_the_speech_end(speech_end_ms):
+    # no speech end given, or speech ending after what the finals cover (here they reach
+    # 1.3 s, not the 1.25 s + margin needed): the last words may still be in flight
+    audio = np.concatenate([tone(220, 1.0), silence(0.5)])
+    with DeepgramServer(KEY, transcript="block my card", words_per_second=5.0) as server:
+        stream = engine(server).open()
+        send(stream, audio)
+        assert wait_for(lambda: stream.final_until_ms >= 1300.0)
+        transcript = stream.finish(speech_end_ms=speech_end_ms)
+        assert server.wait_closed(1)
+    assert transcript.text == "block my card"
+    assert server.connections[0].controls == ["Finalize", "CloseStream"]
+
+
 def test_keyterms_are_boosted_as_keywords_on_older_models():
     with DeepgramServer(KEY) as server:
         stream = engine(server, model="nova-2", keyterms=["northwind"]).open()

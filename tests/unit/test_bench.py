@@ -51,6 +51,30 @@ def test_simulated_deepgram_answers_finalize_after_the_injected_delay():
     assert dg.injected_ms == [150.0]
 
 
+def test_simulated_deepgram_finalises_the_injected_delay_after_the_speech_ends():
+    # real-time audio: 0.4 s of speech, then silence. The final is due 150 ms after the
+    # speech ends, whether or not the client asks; asked later, it comes at once.
+    from core.providers.deepgram_stt import DeepgramSTT
+
+    audio = np.concatenate([(np.sin(np.arange(6400) * 0.1) * 8000).astype(np.int16), np.zeros(8000, np.int16)])
+    with SimulatedDeepgram(transcript="block my card", final_delay_ms=150.0, final_on="speech_end") as dg:
+        stream = DeepgramSTT("k", base_url=dg.url).open()
+        start, arrived = time.monotonic(), None
+        for i in range(0, audio.size, 320):  # 20 ms at a time, in real time
+            stream.accept(audio[i : i + 320])
+            while time.monotonic() < start + (i + 320) / 16000:
+                if arrived is None and stream.final_until_ms > 0:
+                    arrived = time.monotonic()
+                time.sleep(0.002)
+        speech_end = start + 0.4
+        transcript = stream.finish(speech_end_ms=400.0)
+    assert transcript.text == "block my card"
+    assert arrived is not None and 0.1 <= arrived - speech_end < 0.35  # before the audio ends (at 1 s)
+    assert dg.injected_ms == [150.0]
+    with pytest.raises(ValueError, match="final_on"):
+        SimulatedDeepgram(final_on="never")
+
+
 async def _collect(tts, text):
     return [chunk async for chunk in tts.stream(text)]
 
