@@ -198,6 +198,11 @@ class Settings(BaseSettings):
     barge_in_min_words: int = Field(
         default=2, ge=1, le=10, description="Caller words (not backchannels) that interrupt the agent"
     )
+    preemptive_reply: bool = Field(
+        default=True,
+        description="Start writing the reply on the recogniser's settled words during the "
+        "end-of-utterance silence (Deepgram); an early reply the caller talks past is dropped",
+    )
     max_conversation_turns: int = Field(default=40, ge=1)
     max_conversation_s: float = Field(default=900.0, ge=10)
 

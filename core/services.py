@@ -350,6 +350,7 @@ class Services:
             "barge_in_min_words": self.settings.barge_in_min_words,
             "max_turns": self.settings.max_conversation_turns,
             "max_conversation_s": self.settings.max_conversation_s,
+            "preemptive_reply": self.settings.preemptive_reply,
         }
         return AgentConfig(**{**values, **overrides})
 

@@ -68,6 +68,21 @@ class PartialEvent:
 
 
 @dataclass(frozen=True)
+class SettledEvent:
+    """The caller is pausing and the recogniser has finalised every word so far, before
+    the end of the utterance is decided (a recogniser with ``settled_text``: Deepgram).
+
+    Speculative: if the caller goes on, the utterance's :class:`FinalEvent` says more.
+    The agent starts writing its reply on it, so the reply is under way when the
+    end-of-utterance silence is over. Not stored.
+    """
+
+    call_id: str
+    text: str
+    t_start_ms: float
+
+
+@dataclass(frozen=True)
 class FinalEvent:
     call_id: str
     segment: SegmentRecord
@@ -82,7 +97,7 @@ class ErrorEvent:
     fatal: bool = False
 
 
-SessionEvent = SpeechStartedEvent | PartialEvent | FinalEvent | ErrorEvent
+SessionEvent = SpeechStartedEvent | PartialEvent | SettledEvent | FinalEvent | ErrorEvent
 
 
 @dataclass(frozen=True)
@@ -393,6 +408,7 @@ class VoiceSession:
         stream: UtteranceStream | None = None
         utt_start_ms = 0.0
         since_partial_ms = 0.0
+        settled_for = -1.0  # the speech end a SettledEvent went out for (one per pause)
         arrivals: deque[tuple[float, float]] = deque(maxlen=2000)  # (stream end ms, arrival)
         last_heartbeat = time.monotonic()
         last_audio = time.monotonic()
@@ -401,6 +417,21 @@ class VoiceSession:
         def speech_end_arrival(t_ms: float) -> float:
             i = bisect_left(arrivals, t_ms, key=lambda a: a[0])
             return arrivals[min(i, len(arrivals) - 1)][1] if arrivals else time.monotonic()
+
+        def settle(stream: UtteranceStream) -> None:
+            """In a pause, pass on the recogniser's settled words (once per pause)."""
+            nonlocal settled_for
+            settled = getattr(stream, "settled_text", None)
+            speech_end = endpointer.speech_end_ms
+            if settled is None or endpointer.pause_ms <= 0 or speech_end == settled_for:
+                return
+            text = settled(speech_end - utt_start_ms)
+            if text is None:
+                return
+            settled_for = speech_end
+            text = self._redact(text.strip())
+            if not is_junk(text):
+                self._emit(SettledEvent(call_id, text, utt_start_ms))
 
         def handle(events: list[EndpointEvent]) -> None:
             nonlocal stream, utt_start_ms, since_partial_ms
@@ -423,6 +454,7 @@ class VoiceSession:
                         stream = None
                         continue
                     since_partial_ms += ev.audio.size * 1000.0 / PIPELINE_SAMPLE_RATE_HZ
+                    settle(stream)
                     if since_partial_ms >= self._partial_interval_ms:
                         since_partial_ms = 0.0
                         text = self._redact(stream.partial(), partial=True)

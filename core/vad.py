@@ -191,6 +191,16 @@ class Endpointer:
         """Stream time consumed so far."""
         return self._pos * 1000.0 / PIPELINE_SAMPLE_RATE_HZ
 
+    @property
+    def pause_ms(self) -> float:
+        """Unvoiced time since the open utterance's last voiced frame (0 outside one)."""
+        return self._silence_ms if self.in_utterance else 0.0
+
+    @property
+    def speech_end_ms(self) -> float:
+        """Stream time at the end of the open utterance's last voiced frame."""
+        return self._last_voiced_end_ms
+
     def process(self, samples: Int16Array) -> list[EndpointEvent]:
         """Feed 16 kHz mono int16 samples; return what happened, in order."""
         events: list[EndpointEvent] = []

@@ -16,6 +16,9 @@ class FakeSTT:
         transcripts: text for the 1st, 2nd, ... utterance (then "utterance N").
         error: raise STTError on ``finish`` (or on ``open`` if ``error_on_open``).
         delay_s: time ``finish`` takes.
+        settled: like Deepgram, offer ``settled_text`` in pauses: the utterance's own
+            transcript (True), or these texts, one per utterance (the caller then goes
+            on to say the transcript); False: no settled words.
     """
 
     name = "fake"
@@ -26,8 +29,11 @@ class FakeSTT:
         error: str | None = None,
         delay_s: float = 0.0,
         error_on_open: bool = False,
+        settled: bool | Sequence[str] = False,
     ):
         self.transcripts = list(transcripts)
+        self.settled = settled
+        self.speech_ends: list[float | None] = []  # what finish() was told, per utterance
         self.error = error
         self.delay_s = delay_s
         self.error_on_open = error_on_open
@@ -61,7 +67,16 @@ class FakeStream:
         words = self._text().split()
         return " ".join(words[: max(1, len(words) // 2)])
 
+    def settled_text(self, speech_end_ms: float) -> str | None:
+        settled = self._engine.settled
+        if settled is True:
+            return self._text()
+        if settled and self._index < len(settled):
+            return settled[self._index]
+        return None
+
     def finish(self, speech_end_ms: float | None = None) -> Transcript:
+        self._engine.speech_ends.append(speech_end_ms)
         if self._engine.delay_s:
             time.sleep(self._engine.delay_s)
         if self._engine.error:

@@ -7,15 +7,23 @@ synthesised as soon as it is complete and its audio pushed to the output while t
 next piece is still being written. Caller speech while the agent talks interrupts it
 at once (output cleared, reply and TTS cancelled), unless it is a backchannel
 ("ok", "mhm") or the agent's own voice leaking back into the microphone.
+
+Preemptive replies: when the recogniser has finalised the caller's words while the
+caller pauses (:class:`~core.session.SettledEvent`), the reply starts being written on
+them, silently, while the end-of-utterance silence runs. If the utterance's final says
+the same, the turn takes that reply over (the model has had a head start of up to the
+silence); if the caller went on, the early reply is cancelled unheard and a new one
+starts. Nothing is spoken before the end of the turn is decided.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,7 +31,14 @@ from core.agent.chunker import SentenceChunker
 from core.audio import Int16Array, StreamResampler, int16_to_float
 from core.observability import stage_span
 from core.reply import Responder
-from core.session import FinalEvent, PartialEvent, SessionEvent, SpeechStartedEvent, VoiceSession
+from core.session import (
+    FinalEvent,
+    PartialEvent,
+    SessionEvent,
+    SettledEvent,
+    SpeechStartedEvent,
+    VoiceSession,
+)
 from core.store import Store, StoreError, TurnRecord
 from core.tts import TTSEngine, TTSError
 
@@ -54,6 +69,8 @@ class AgentConfig:
     # False when the output consumes audio as fast as it is pushed (batch runs, tests):
     # then the agent is "speaking" only while it is producing a reply.
     paced_playback: bool = True
+    # start writing the reply on the recogniser's settled words, before the turn ends
+    preemptive_reply: bool = True
     closing_line: str = "We have reached the limit for this call. Thank you for calling, goodbye."
 
 
@@ -73,6 +90,18 @@ class _Turn:
     audio_samples: int = 0
     t_start_ms: float | None = None
     interrupted: bool = False
+
+
+@dataclass
+class _Preemptive:
+    """A reply being written, unheard, to words the caller may not have finished."""
+
+    caller_text: str
+    conversation: Any  # the call's conversation plus the caller's words
+    base_turns: int  # turns in the call's conversation when it started
+    deltas: asyncio.Queue[str | BaseException | None] = field(default_factory=asyncio.Queue)
+    first_token_at: float | None = None
+    task: asyncio.Task[None] | None = None
 
 
 def words_of(text: str) -> list[str]:
@@ -106,6 +135,9 @@ class VoiceAgent:
         self.conversation = conversation_factory()
         self._task: asyncio.Task[None] | None = None
         self._turn: _Turn | None = None
+        self._preemptive: _Preemptive | None = None
+        self.preemptive_used = 0  # replies taken over from a preemptive start
+        self.preemptive_dropped = 0  # ... cancelled because the caller went on
         self._playing_until = 0.0
         self._speaking_text = ""
         self._turn_index = 0
@@ -136,6 +168,10 @@ class VoiceAgent:
             return
         if isinstance(event, SpeechStartedEvent):
             return  # wait for words: a cough or a click must not interrupt
+        if isinstance(event, SettledEvent):
+            if self.config.preemptive_reply and not self.speaking:
+                self._start_preemptive(event.text)
+            return
         if isinstance(event, PartialEvent):
             if self.speaking and self._qualifies_as_barge_in(event.text):
                 self.barge_in()
@@ -189,11 +225,73 @@ class VoiceAgent:
             endpoint_ms=timing.endpoint_ms,
             stt_ms=timing.stt_finalize_ms,
         )
-        self.conversation.add("caller", event.segment.text)
         over = self._turn_index > self.config.max_turns or (
             now - self._started > self.config.max_conversation_s
         )
-        self._task = asyncio.get_running_loop().create_task(self._run_turn(turn, closing=over))
+        early = self._take_preemptive(event.segment.text)
+        if early is not None and not over:
+            self.conversation = early.conversation  # holds the caller's turn already
+        else:
+            if early is not None:
+                self._drop_preemptive(early)
+                early = None
+            self.conversation.add("caller", event.segment.text)
+        self._task = asyncio.get_running_loop().create_task(self._run_turn(turn, closing=over, early=early))
+
+    # --- preemptive replies ---------------------------------------------------------
+    def _start_preemptive(self, caller_text: str) -> None:
+        if self._preemptive is not None:
+            if self._preemptive.caller_text == caller_text:
+                return
+            self._drop_preemptive(self._preemptive)
+        conversation = copy.copy(self.conversation)
+        conversation.turns = list(self.conversation.turns)
+        conversation.add("caller", caller_text)
+        early = _Preemptive(caller_text, conversation, len(self.conversation.turns))
+        early.task = asyncio.get_running_loop().create_task(self._write_preemptive(early))
+        self._preemptive = early
+
+    async def _write_preemptive(self, early: _Preemptive) -> None:
+        stream = self.responder.stream(early.conversation)
+        try:
+            async for delta in stream:
+                if early.first_token_at is None:
+                    early.first_token_at = time.monotonic()
+                early.deltas.put_nowait(delta)
+            early.deltas.put_nowait(None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # handed to the turn, which reports it as its own failure
+            early.deltas.put_nowait(exc)
+        finally:
+            with contextlib.suppress(RuntimeError):
+                await stream.aclose()
+
+    def _take_preemptive(self, caller_text: str) -> _Preemptive | None:
+        """The preemptive reply if it answers exactly ``caller_text`` (and nothing was
+        added to the conversation since it started), else None (it is dropped)."""
+        early, self._preemptive = self._preemptive, None
+        if early is None:
+            return None
+        if early.caller_text == caller_text and early.base_turns == len(self.conversation.turns):
+            self.preemptive_used += 1
+            return early
+        self._drop_preemptive(early)
+        return None
+
+    def _drop_preemptive(self, early: _Preemptive) -> None:
+        self.preemptive_dropped += 1
+        if early.task is not None:
+            early.task.cancel()
+        if self._preemptive is early:
+            self._preemptive = None
+
+    @staticmethod
+    async def _replay(early: _Preemptive) -> AsyncIterator[str]:
+        while (item := await early.deltas.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
     async def _speak_greeting(self) -> None:
         turn = _Turn(0, "", None, time.monotonic(), 0.0, 0.0)
@@ -203,7 +301,7 @@ class VoiceAgent:
         self.conversation.add("agent", text)
         self._persist_agent(turn)
 
-    async def _run_turn(self, turn: _Turn, closing: bool) -> None:
+    async def _run_turn(self, turn: _Turn, closing: bool, early: _Preemptive | None = None) -> None:
         self._turn = turn
         try:
             if closing:
@@ -212,11 +310,13 @@ class VoiceAgent:
                 self._closed = True
             else:
                 chunker = SentenceChunker()
-                stream = self.responder.stream(self.conversation)
+                stream = self._replay(early) if early is not None else self.responder.stream(self.conversation)
                 try:
                     async for delta in stream:
                         if turn.first_token_at is None:
-                            turn.first_token_at = time.monotonic()
+                            now = time.monotonic()
+                            # a preemptive reply may have had its first token before the turn began
+                            turn.first_token_at = max(turn.started_at, early.first_token_at or now) if early else now
                         for piece in chunker.feed(delta):
                             await self._speak_piece(turn, piece, continues=True)
                     for piece in chunker.flush():
@@ -224,6 +324,8 @@ class VoiceAgent:
                 finally:
                     with contextlib.suppress(RuntimeError):  # cancelled mid-step: the generator is already unwinding
                         await stream.aclose()
+                    if early is not None and early.task is not None:
+                        early.task.cancel()  # interrupted: stop the model writing the rest
         except asyncio.CancelledError:
             turn.interrupted = True
         except (TTSError, Exception) as exc:  # a failed reply must not end the call

@@ -12,10 +12,12 @@ retries, the embedded responder behind it) against
 reply to each caller turn word by word. Before each turn one set of
 provider delays is drawn (:class:`~core.bench.simulated.LatencyProfile`) and injected.
 The STT final comes its delay after the speech ends, as Deepgram's endpointing sends
-it, so it usually lands inside the end-of-utterance silence; the reply can only start
-once both are over. Per turn::
+it, so it usually lands inside the end-of-utterance silence, and the agent starts its
+reply on it (a preemptive reply, taken over when the silence confirms the turn); audio
+can only play once the silence is over. So the providers' own path is
+``max(silence, STT + LLM + TTS)`` and per turn::
 
-    overhead = voice-to-voice − max(end-of-utterance silence, STT delay) − LLM − TTS delays
+    overhead = voice-to-voice − max(end-of-utterance silence, STT + LLM + TTS delays)
 
 is the time our own code (endpointing beyond the silence, session and agent hand-offs,
 the adapters and SDKs, chunking, resampling) adds to the providers'; the wait for the
@@ -99,7 +101,7 @@ def run(turns: int = 50, seed: int = 0, scale: float = 1.0) -> dict[str, Any]:
         text, d = injected.get(r.turn_index, ("", None))
         if d is None or r.caller_text != text or r.voice_to_voice_ms is None:
             continue  # a spurious utterance (not the turn we scripted): no known injection
-        overhead.append(r.voice_to_voice_ms - max(silence_ms, d.stt_ms) - d.llm_ms - d.tts_ms)
+        overhead.append(r.voice_to_voice_ms - max(silence_ms, d.total_ms))
         if r.turn_index <= len(waits):
             clause_wait.append(waits[r.turn_index - 1])
             # the first clause forming depends on the simulated token rate, not on our code
@@ -108,8 +110,11 @@ def run(turns: int = 50, seed: int = 0, scale: float = 1.0) -> dict[str, Any]:
             endpoint_extra.append(r.endpoint_ms - silence_ms)
         if r.stt_ms is not None and r.endpoint_ms is not None:  # the part of the STT delay not hidden by the silence
             stt_extra.append(r.stt_ms - max(0.0, d.stt_ms - r.endpoint_ms))
-        if r.reply_first_token_ms is not None:
-            llm_extra.append(r.reply_first_token_ms - d.llm_ms)
+        if r.reply_first_token_ms is not None and r.endpoint_ms is not None and r.stt_ms is not None:
+            # from the turn's start (the final, after the silence) to the first token,
+            # beyond what is left of the model's delay counted from the STT final
+            left = max(0.0, d.stt_ms + d.llm_ms - r.endpoint_ms - r.stt_ms)
+            llm_extra.append(r.reply_first_token_ms - left)
         if r.tts_first_audio_ms is not None:
             tts_extra.append(r.tts_first_audio_ms - d.tts_ms)
     figures = stage_figures(records)

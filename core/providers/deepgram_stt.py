@@ -246,6 +246,22 @@ class DeepgramStream:
         with self._lock:
             return " ".join([*(t for t, _, _ in self._finals), self._interim]).strip()
 
+    def settled_text(self, speech_end_ms: float) -> str | None:
+        """The whole transcript when the finals already reach past ``speech_end_ms``
+        (the caller is pausing and Deepgram has finalised what was said), else None."""
+        with self._lock:
+            return self._text_locked() if self._covers_locked(speech_end_ms) else None
+
+    def _covers_locked(self, speech_end_ms: float | None) -> bool:
+        return (
+            speech_end_ms is not None
+            and self._error is None
+            and self._final_until_s * 1000.0 >= speech_end_ms + FINAL_COVER_MARGIN_MS
+        )
+
+    def _text_locked(self) -> str:
+        return " ".join(t for t, _, _ in self._finals if t).strip()
+
     @property
     def final_until_ms(self) -> float:
         """How far into the utterance's audio Deepgram's final results reach."""
@@ -264,11 +280,7 @@ class DeepgramStream:
         now = time.monotonic()
         with self._lock:
             self._finishing = True
-            covered = (
-                speech_end_ms is not None
-                and self._error is None
-                and self._final_until_s * 1000.0 >= speech_end_ms + FINAL_COVER_MARGIN_MS
-            )
+            covered = self._covers_locked(speech_end_ms)
             if covered:
                 self._close_locked()
             else:
@@ -287,7 +299,7 @@ class DeepgramStream:
         self._closed = True
         with self._lock:
             error, done = self._error, self._done.is_set()
-            text = " ".join(t for t, _, _ in self._finals if t).strip()
+            text = self._text_locked()
             seconds = sum(d for _, _, d in self._finals)
             confidence = (
                 sum(c * d for _, c, d in self._finals) / seconds if self._finals and seconds else None

@@ -158,6 +158,17 @@ class FallbackUtterance:
             pass  # no engine left: ``accept``/``finish`` report it where the session expects
         return ""
 
+    def settled_text(self, speech_end_ms: float) -> str | None:
+        """The serving engine's settled words (see :mod:`core.stt`); None when it has
+        none, offers none, or fails (``finish`` then deals with the failure)."""
+        settled = getattr(self._stream, "settled_text", None)
+        if settled is None:
+            return None
+        try:
+            return settled(speech_end_ms)
+        except STREAM_ERRORS:
+            return None
+
     def finish(self, speech_end_ms: float | None = None) -> Transcript:
         """The transcript from the serving engine, or the next one on failure.
 

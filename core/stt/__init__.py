@@ -5,7 +5,9 @@ audio as the endpointer releases it, polls :meth:`UtteranceStream.partial` while
 caller speaks, and calls :meth:`UtteranceStream.finish` when the utterance ends,
 telling it where the speech ended (ms into the utterance's audio; the rest is the
 end-of-utterance silence). A recogniser that already holds final results up to there
-can answer at once instead of flushing.
+can answer at once instead of flushing. Such a recogniser may also offer
+``settled_text(speech_end_ms) -> str | None``: its final words while the caller pauses,
+before the end of the utterance is decided (the voice agent starts its reply on them).
 """
 
 from __future__ import annotations

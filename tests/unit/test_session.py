@@ -5,7 +5,7 @@ import av
 import numpy as np
 import pytest
 
-from core.session import ErrorEvent, FinalEvent, PartialEvent, VoiceSession
+from core.session import ErrorEvent, FinalEvent, PartialEvent, SettledEvent, VoiceSession
 from core.store import StoreError
 from core.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
 from tests.conftest import silence, tone
@@ -77,6 +77,28 @@ def test_partials_then_final_events(store):
     assert kinds.index(PartialEvent) < kinds.index(FinalEvent)
     final = next(e for e in events if isinstance(e, FinalEvent))
     assert final.persisted and final.segment.id > 0
+
+
+def test_the_recogniser_hears_where_the_speech_ended_and_settled_words_go_out_in_the_pause(store):
+    stt = FakeSTT(["my card is lost", "please block it"], settled=True)
+    s = make(store, stt)
+    s.start()
+    feed(s, bursts(2))
+    s.stop()
+    events = drain(s)
+    kinds = [type(e) for e in events if isinstance(e, (SettledEvent, FinalEvent))]
+    # once per pause, each before its utterance's final
+    assert kinds == [SettledEvent, FinalEvent, SettledEvent, FinalEvent]
+    assert [e.text for e in events if isinstance(e, SettledEvent)] == ["my card is lost", "please block it"]
+    # 0.8 s of speech after up to 150 ms of pre-roll; the 300 ms of silence after it is not speech
+    assert len(stt.speech_ends) == 2
+    assert all(800 <= end <= 1010 for end in stt.speech_ends), stt.speech_ends
+    # a recogniser with nothing settled: no such event
+    plain = make(store, FakeSTT(["my card is lost"]))
+    plain.start()
+    feed(plain, bursts(1))
+    plain.stop()
+    assert not any(isinstance(e, SettledEvent) for e in drain(plain))
 
 
 def test_stop_mid_utterance_keeps_it(store):

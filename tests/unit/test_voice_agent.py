@@ -4,7 +4,7 @@ import numpy as np
 
 from core.agent.chunker import SentenceChunker
 from core.agent.voice_agent import AgentConfig, VoiceAgent, is_backchannel
-from core.session import VoiceSession
+from core.session import FinalEvent, VoiceSession
 from core.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
 from tests.conftest import silence, tone
 from tests.fakes import FakeAudioOut, FakeConversation, FakeResponder, FakeSTT, FakeTTS
@@ -121,6 +121,53 @@ def test_a_phrase_cut_is_voiced_as_a_pause_and_stored_as_written(store):
     assert tts.texts == ["I can open the transaction list,", "and look at the status of both charges."]
     assert tts.previous_texts == ["", "I can open the transaction list"]
     assert store.segments(session.call_id)[-1].text == reply
+
+
+def test_a_reply_started_on_settled_words_is_taken_over_and_spoken_only_after_the_final(store):
+    # the reply is written while the end-of-utterance silence runs (30 ms a word: it
+    # is finished long before the 300 ms are over), then spoken once the turn is final
+    responder = FakeResponder("Sure. I can block your card right now.", delay_s=0.03)
+    stt = FakeSTT(["my card is lost"], settled=True)
+    session, agent, out = make(store, stt, responder, FakeTTS(0.02))
+    finals: list[float] = []
+    session.add_listener(lambda e: finals.append(time.monotonic()) if isinstance(e, FinalEvent) else None)
+    play(session, np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6)]))
+    assert wait_for(lambda: len(agent.turns) == 1)
+    session.stop()
+    assert (responder.calls, agent.preemptive_used, agent.preemptive_dropped) == (1, 1, 0)
+    first_push = next(t for kind, t, _ in out.log if kind == "push")
+    assert first_push >= finals[0]  # nothing was heard before the turn was decided
+    turn = store.turns(session.call_id)[0]
+    assert turn.agent_text == "Sure. I can block your card right now."
+    assert turn.reply_first_token_ms == 0.0  # the first word was written before the turn began
+    assert agent.conversation.turns == [("caller", "my card is lost"), ("agent", turn.agent_text)]
+
+
+def test_a_reply_started_on_words_the_caller_went_on_from_is_dropped_unheard(store):
+    responder = FakeResponder(replies=["You lost your card?", "I have blocked your card."], delay_s=0.01)
+    stt = FakeSTT(["my card is lost please block it"], settled=["my card is lost"])
+    tts = FakeTTS(0.02)
+    session, agent, out = make(store, stt, responder, tts)
+    play(session, np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6)]))
+    assert wait_for(lambda: len(agent.turns) == 1)
+    session.stop()
+    assert (responder.calls, agent.preemptive_used, agent.preemptive_dropped) == (2, 0, 1)
+    turn = store.turns(session.call_id)[0]
+    assert turn.agent_text == "I have blocked your card."
+    assert tts.texts == ["I have blocked your card."]  # the early reply was never voiced
+    assert agent.conversation.turns == [
+        ("caller", "my card is lost please block it"), ("agent", "I have blocked your card.")
+    ]
+
+
+def test_no_preemptive_reply_when_turned_off(store):
+    responder = FakeResponder("Sure.")
+    cfg = AgentConfig(greet=False, output_rate_hz=16000, preemptive_reply=False)
+    session, agent, out = make(store, FakeSTT(["my card is lost"], settled=True), responder, FakeTTS(0.02), cfg)
+    play(session, np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6)]))
+    assert wait_for(lambda: len(agent.turns) == 1)
+    session.stop()
+    assert (responder.calls, agent.preemptive_used, agent.preemptive_dropped) == (1, 0, 0)
 
 
 def test_audio_starts_before_the_reply_is_finished(store):
