@@ -433,6 +433,15 @@ class VoiceSession:
             if not is_junk(text):
                 self._emit(SettledEvent(call_id, text, utt_start_ms))
 
+        def settle_soon(opened: UtteranceStream) -> Callable[[], None]:
+            """A callback for the recogniser's thread: settle ``opened`` on this loop."""
+
+            def check() -> None:
+                if stream is opened:  # still the open utterance
+                    settle(opened)
+
+            return lambda: self.call_soon(check)
+
         def handle(events: list[EndpointEvent]) -> None:
             nonlocal stream, utt_start_ms, since_partial_ms
             for ev in events:
@@ -440,6 +449,9 @@ class VoiceSession:
                     if stream is not None:
                         stream.cancel()
                     stream = self._open_stream()
+                    if stream is not None and hasattr(stream, "on_final"):
+                        # settled words as soon as they arrive, not at the next audio chunk
+                        stream.on_final = settle_soon(stream)
                     utt_start_ms = ev.t_ms
                     since_partial_ms = 0.0
                     with self._lock:

@@ -40,7 +40,6 @@ from core.bench.simulated import (
     SimulatedDeepgram,
     SimulatedElevenLabs,
     SimulatedOpenAI,
-    TimedTTS,
 )
 from core.bench.voice import caller_turns_of, play_turns, stage_figures
 from core.config import Settings
@@ -80,7 +79,7 @@ def run(turns: int = 50, seed: int = 0, scale: float = 1.0) -> dict[str, Any]:
             return reply
 
         llm.reply_for = reply_for
-        tts = TimedTTS(ElevenLabsTTS(SIMULATED_KEY, base_url=xi.url))
+        tts = ElevenLabsTTS(SIMULATED_KEY, base_url=xi.url)
 
         def before_turn(i: int, text: str) -> None:
             delays = profile.draw()
@@ -93,7 +92,6 @@ def run(turns: int = 50, seed: int = 0, scale: float = 1.0) -> dict[str, Any]:
         silence_ms = float(settings.end_of_utterance_silence_ms)
         llm_requests = llm.requests
         getattr(services.store, "close", lambda: None)()
-    waits = tts.clause_waits_ms(llm.first_tokens)  # one per reply, in turn order
     clause_wait, without_clause = [], []
     records = [r for r in records if r.turn_index > WARMUP_TURNS]
     overhead, stt_extra, llm_extra, tts_extra, endpoint_extra = [], [], [], [], []
@@ -102,9 +100,12 @@ def run(turns: int = 50, seed: int = 0, scale: float = 1.0) -> dict[str, Any]:
         if d is None or r.caller_text != text or r.voice_to_voice_ms is None:
             continue  # a spurious utterance (not the turn we scripted): no known injection
         overhead.append(r.voice_to_voice_ms - max(silence_ms, d.total_ms))
-        if r.turn_index <= len(waits):
-            clause_wait.append(waits[r.turn_index - 1])
-            # the first clause forming depends on the simulated token rate, not on our code
+        stages = (r.endpoint_ms, r.stt_ms, r.reply_first_token_ms, r.tts_first_audio_ms)
+        if all(v is not None for v in stages):
+            # first token → first piece to TTS, as the turn waited for it: what is left of
+            # voice-to-voice once the other stages are out. The first phrase forming
+            # depends on the simulated token rate, not on our code.
+            clause_wait.append(r.voice_to_voice_ms - sum(stages))  # type: ignore[arg-type]
             without_clause.append(overhead[-1] - clause_wait[-1])
         if r.endpoint_ms is not None:
             endpoint_extra.append(r.endpoint_ms - silence_ms)

@@ -28,7 +28,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -429,26 +429,4 @@ class SimulatedOpenAI:
 
 def _sse(obj: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
-
-
-class TimedTTS:
-    """Records when each piece of text is handed to the wrapped synthesiser."""
-
-    def __init__(self, inner: Any):
-        self.inner = inner
-        self.sample_rate_hz = inner.sample_rate_hz
-        self.calls: list[float] = []
-
-    def stream(self, text: str, previous_text: str = "") -> AsyncIterator[Any]:
-        self.calls.append(time.monotonic())
-        return self.inner.stream(text, previous_text)
-
-    def clause_waits_ms(self, first_tokens: list[float]) -> list[float]:
-        """Per reply: first token → first piece handed to TTS (the first clause forming)."""
-        out = []
-        for t in first_tokens:
-            later = [c for c in self.calls if c >= t]
-            if later:
-                out.append((later[0] - t) * 1000.0)
-        return out
 

@@ -46,7 +46,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -227,6 +227,8 @@ class DeepgramStream:
         self._opened_at = time.monotonic()
         self.reconnects = 0
         self.connect_ms: float | None = None  # from open() to the end of the latest handshake
+        # called (on the worker thread) after each final result: settled words may be there
+        self.on_final: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._run, name="deepgram-stream", daemon=True)
         self._thread.start()
 
@@ -449,6 +451,9 @@ class DeepgramStream:
                     self._interim = text
             if message.from_finalize and self._finishing:
                 self._done.set()
+            notify = self.on_final
+            if message.is_final and notify is not None and not self._finishing:
+                notify()
         elif kind == "Metadata":
             if self._finishing:
                 self._done.set()

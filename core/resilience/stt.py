@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -71,7 +72,19 @@ class FallbackUtterance:
         self._last_error: BaseException | None = None
         self._admitted: set[int] = set()
         self._done = False
+        self._on_final: Callable[[], None] | None = None
         self._connect()
+
+    @property
+    def on_final(self) -> Callable[[], None] | None:
+        """Passed on to every engine's stream that calls back on final results."""
+        return self._on_final
+
+    @on_final.setter
+    def on_final(self, callback: Callable[[], None] | None) -> None:
+        self._on_final = callback
+        if self._stream is not None and hasattr(self._stream, "on_final"):
+            self._stream.on_final = callback
 
     @property
     def provider(self) -> str:
@@ -90,6 +103,8 @@ class FallbackUtterance:
             self._attempt += 1
             try:
                 stream = self._chain.engines[index].open()
+                if hasattr(stream, "on_final"):
+                    stream.on_final = self._on_final
                 for chunk in self._audio:
                     stream.accept(chunk)
             except STREAM_ERRORS as exc:

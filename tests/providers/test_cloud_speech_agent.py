@@ -84,3 +84,37 @@ def test_reply_is_spoken_and_barge_in_stops_elevenlabs(store, capsys):
             f"\nDeepgram + ElevenLabs adapters over loopback: voice-to-voice {turn.voice_to_voice_ms:.0f} ms "
             f"(300 ms of it end-of-utterance silence), TTS first audio {turn.tts_first_audio_ms:.0f} ms"
         )
+
+
+def test_the_reply_starts_on_deepgrams_settled_words_and_no_finalize_is_needed(store):
+    # Deepgram's endpointing (300 ms) finalises the words inside the session's 600 ms
+    # end-of-utterance silence: the agent starts its reply then, takes it over when the
+    # turn ends, and the utterance closes without a Finalize round trip.
+    from core.session import FinalEvent, SettledEvent
+
+    cfg = EndpointConfig(speech_start_ms=60, end_of_utterance_silence_ms=600, min_speech_ms=150, pre_roll_ms=150)
+    responder = FakeResponder("Sure, I can block it.", delay_s=0.01)
+    seen: list[tuple[str, float]] = []
+    with (
+        DeepgramServer("dg", transcript="my card is lost", words_per_second=10) as dg,
+        ElevenLabsServer("xi") as xi,
+    ):
+        session = VoiceSession(store, DeepgramSTT("dg", base_url=dg.url),
+                               lambda: Endpointer(cfg, EnergyFrameClassifier(-35)), partial_interval_ms=60)
+        session.add_listener(lambda e: seen.append((type(e).__name__, time.monotonic()))
+                             if isinstance(e, (SettledEvent, FinalEvent)) else None)
+        out = FakeAudioOut()
+        agent = VoiceAgent(session, responder, ElevenLabsTTS("xi", base_url=xi.url), out, store,
+                           FakeConversation, AgentConfig(greet=False, output_rate_hz=16000))
+        session.start()
+        agent.start()
+        play(session, np.concatenate([silence(0.3), tone(300, 0.8), silence(0.9)]))
+        assert wait_for(lambda: len(agent.turns) == 1, 5)
+        session.stop()
+    assert [name for name, _ in seen] == ["SettledEvent", "FinalEvent"]
+    assert (responder.calls, agent.preemptive_used, agent.preemptive_dropped) == (1, 1, 0)
+    assert dg.connections[0].controls == ["CloseStream"]
+    first_push = next(t for kind, t, _ in out.log if kind == "push")
+    assert first_push >= seen[1][1]  # heard only once the turn was decided
+    segs = store.segments(session.call_id)
+    assert [(s.speaker, s.text) for s in segs] == [("caller", "my card is lost"), ("agent", "Sure, I can block it.")]
