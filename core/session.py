@@ -409,6 +409,9 @@ class VoiceSession:
         utt_start_ms = 0.0
         since_partial_ms = 0.0
         settled_for = -1.0  # the speech end a SettledEvent went out for (one per pause)
+        # settled words of a recogniser that does not call back on its finals are asked for
+        # on each chunk of a pause; one that does (Deepgram) is asked when a final arrives
+        poll_settled = False
         arrivals: deque[tuple[float, float]] = deque(maxlen=2000)  # (stream end ms, arrival)
         last_heartbeat = time.monotonic()
         last_audio = time.monotonic()
@@ -443,7 +446,7 @@ class VoiceSession:
             return lambda: self.call_soon(check)
 
         def handle(events: list[EndpointEvent]) -> None:
-            nonlocal stream, utt_start_ms, since_partial_ms
+            nonlocal stream, utt_start_ms, since_partial_ms, poll_settled
             for ev in events:
                 if ev.kind == "start":
                     if stream is not None:
@@ -452,6 +455,7 @@ class VoiceSession:
                     if stream is not None and hasattr(stream, "on_final"):
                         # settled words as soon as they arrive, not at the next audio chunk
                         stream.on_final = settle_soon(stream)
+                    poll_settled = hasattr(stream, "settled_text") and not hasattr(stream, "on_final")
                     utt_start_ms = ev.t_ms
                     since_partial_ms = 0.0
                     with self._lock:
@@ -466,7 +470,8 @@ class VoiceSession:
                         stream = None
                         continue
                     since_partial_ms += ev.audio.size * 1000.0 / PIPELINE_SAMPLE_RATE_HZ
-                    settle(stream)
+                    if poll_settled:
+                        settle(stream)
                     if since_partial_ms >= self._partial_interval_ms:
                         since_partial_ms = 0.0
                         text = self._redact(stream.partial(), partial=True)

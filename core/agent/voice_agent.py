@@ -104,6 +104,14 @@ class _Preemptive:
     task: asyncio.Task[None] | None = None
 
 
+async def _close(stream: AsyncIterator[str]) -> None:
+    """Close a reply stream (an async generator) and the request behind it."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(RuntimeError):  # cancelled mid-step: the generator is already unwinding
+            await close()
+
+
 def words_of(text: str) -> list[str]:
     return [w.strip(".,?!").lower() for w in text.split() if w.strip(".,?!")]
 
@@ -264,8 +272,7 @@ class VoiceAgent:
         except Exception as exc:  # handed to the turn, which reports it as its own failure
             early.deltas.put_nowait(exc)
         finally:
-            with contextlib.suppress(RuntimeError):
-                await stream.aclose()
+            await _close(stream)
 
     def _take_preemptive(self, caller_text: str) -> _Preemptive | None:
         """The preemptive reply if it answers exactly ``caller_text`` (and nothing was
@@ -322,8 +329,7 @@ class VoiceAgent:
                     for piece in chunker.flush():
                         await self._speak_piece(turn, piece)
                 finally:
-                    with contextlib.suppress(RuntimeError):  # cancelled mid-step: the generator is already unwinding
-                        await stream.aclose()
+                    await _close(stream)
                     if early is not None and early.task is not None:
                         early.task.cancel()  # interrupted: stop the model writing the rest
         except asyncio.CancelledError:

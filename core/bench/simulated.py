@@ -192,8 +192,11 @@ class SimulatedDeepgram:
         try:
             async for message in ws:
                 if isinstance(message, bytes):
+                    if self.final_on == "finalize":  # only the length matters
+                        heard.samples += len(message) // 2
+                        continue
                     heard.add(message)
-                    if self.final_on == "speech_end" and not heard.final_sent:
+                    if not heard.final_sent:
                         if heard.speaking and final is not None:
                             final.cancel()  # the speech went on: its end is later
                             final = None
