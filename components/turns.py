@@ -35,3 +35,8 @@ def render_turn_metrics(turns: Sequence[TurnRecord]) -> None:
         hide_index=True,
         width="stretch",
     )
+    st.caption(
+        "Reply 1st token counts from the end of the turn; 0 when the reply was already "
+        "being written during the caller's pause (a preemptive reply on the recogniser's "
+        "settled words)."
+    )
