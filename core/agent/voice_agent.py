@@ -102,6 +102,8 @@ class _Preemptive:
     deltas: asyncio.Queue[str | BaseException | None] = field(default_factory=asyncio.Queue)
     first_token_at: float | None = None
     task: asyncio.Task[None] | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    written: int = 0  # deltas the model has produced
 
 
 async def _close(stream: AsyncIterator[str]) -> None:
@@ -236,13 +238,12 @@ class VoiceAgent:
         over = self._turn_index > self.config.max_turns or (
             now - self._started > self.config.max_conversation_s
         )
-        early = self._take_preemptive(event.segment.text)
-        if early is not None and not over:
+        early = None if over else self._take_preemptive(event.segment.text)
+        if self._preemptive is not None:  # the closing line is said instead
+            self._drop_preemptive(self._preemptive)
+        if early is not None:
             self.conversation = early.conversation  # holds the caller's turn already
         else:
-            if early is not None:
-                self._drop_preemptive(early)
-                early = None
             self.conversation.add("caller", event.segment.text)
         self._task = asyncio.get_running_loop().create_task(self._run_turn(turn, closing=over, early=early))
 
@@ -265,6 +266,7 @@ class VoiceAgent:
             async for delta in stream:
                 if early.first_token_at is None:
                     early.first_token_at = time.monotonic()
+                early.written += 1
                 early.deltas.put_nowait(delta)
             early.deltas.put_nowait(None)
         except asyncio.CancelledError:
@@ -282,6 +284,7 @@ class VoiceAgent:
             return None
         if early.caller_text == caller_text and early.base_turns == len(self.conversation.turns):
             self.preemptive_used += 1
+            self._record_preemptive(early, "used")
             return early
         self._drop_preemptive(early)
         return None
@@ -292,6 +295,20 @@ class VoiceAgent:
             early.task.cancel()
         if self._preemptive is early:
             self._preemptive = None
+        self._record_preemptive(early, "dropped")
+
+    def _record_preemptive(self, early: _Preemptive, outcome: str) -> None:
+        """A ``preemptive_reply`` event: how often early replies are used or thrown away
+        (a dropped one is a model request whose output nobody hears)."""
+        payload = {
+            "outcome": outcome,
+            "head_start_ms": round((time.monotonic() - early.started_at) * 1000.0, 1),
+            "deltas_written": early.written,
+        }
+        try:
+            self.store.add_event(self.session.call_id or "", "preemptive_reply", payload)
+        except StoreError as exc:
+            log.warning("could not save a preemptive reply event", extra={"error": str(exc)})
 
     @staticmethod
     async def _replay(early: _Preemptive) -> AsyncIterator[str]:

@@ -137,6 +137,8 @@ def test_a_reply_started_on_settled_words_is_taken_over_and_spoken_only_after_th
     assert (responder.calls, agent.preemptive_used, agent.preemptive_dropped) == (1, 1, 0)
     first_push = next(t for kind, t, _ in out.log if kind == "push")
     assert first_push >= finals[0]  # nothing was heard before the turn was decided
+    [event] = store.events(session.call_id, "preemptive_reply")
+    assert event.payload["outcome"] == "used" and 0 < event.payload["head_start_ms"] < 1000
     turn = store.turns(session.call_id)[0]
     assert turn.agent_text == "Sure. I can block your card right now."
     assert turn.reply_first_token_ms == 0.0  # the first word was written before the turn began
@@ -152,6 +154,8 @@ def test_a_reply_started_on_words_the_caller_went_on_from_is_dropped_unheard(sto
     assert wait_for(lambda: len(agent.turns) == 1)
     session.stop()
     assert (responder.calls, agent.preemptive_used, agent.preemptive_dropped) == (2, 0, 1)
+    [event] = store.events(session.call_id, "preemptive_reply")
+    assert event.payload["outcome"] == "dropped"
     turn = store.turns(session.call_id)[0]
     assert turn.agent_text == "I have blocked your card."
     assert tts.texts == ["I have blocked your card."]  # the early reply was never voiced
@@ -234,7 +238,8 @@ def test_reply_failure_is_reported_and_call_continues(store):
 def test_greeting_and_max_turns_guard(store):
     responder = FakeResponder("Fine.", greeting="Hi, this is Nora.")
     cfg = AgentConfig(greet=True, max_turns=1, output_rate_hz=16000, closing_line="Goodbye now.")
-    session, agent, out = make(store, FakeSTT(["one", "two"]), responder, FakeTTS(0.01), cfg)
+    # with settled words: the second turn's early reply is dropped for the closing line
+    session, agent, out = make(store, FakeSTT(["one", "two"], settled=True), responder, FakeTTS(0.01), cfg)
     assert wait_for(lambda: out.pushed_samples > 0, 5)
     play(session, np.concatenate([silence(0.3), tone(300, 0.6), silence(0.6)]))
     assert wait_for(lambda: len(agent.turns) == 1)
@@ -243,3 +248,4 @@ def test_greeting_and_max_turns_guard(store):
     session.stop()
     agent_lines = [s.text for s in store.segments(session.call_id) if s.speaker == "agent"]
     assert agent_lines == ["Hi, this is Nora.", "Fine.", "Goodbye now."]
+    assert (agent.preemptive_used, agent.preemptive_dropped) == (1, 1)
