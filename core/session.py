@@ -452,10 +452,11 @@ class VoiceSession:
                     if stream is not None:
                         stream.cancel()
                     stream = self._open_stream()
-                    if stream is not None and hasattr(stream, "on_final"):
-                        # settled words as soon as they arrive, not at the next audio chunk
+                    poll_settled = False
+                    if stream is not None and hasattr(stream, "on_final"):  # settled words as soon as they arrive
                         stream.on_final = settle_soon(stream)
-                    poll_settled = hasattr(stream, "settled_text") and not hasattr(stream, "on_final")
+                    else:
+                        poll_settled = hasattr(stream, "settled_text")
                     utt_start_ms = ev.t_ms
                     since_partial_ms = 0.0
                     with self._lock:

@@ -19,7 +19,6 @@ starts. Nothing is spoken before the end of the turn is decided.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 import time
@@ -31,6 +30,7 @@ from core.agent.chunker import SentenceChunker
 from core.audio import Int16Array, StreamResampler, int16_to_float
 from core.observability import stage_span
 from core.reply import Responder
+from core.resilience.streams import close_quietly
 from core.session import (
     FinalEvent,
     PartialEvent,
@@ -104,14 +104,6 @@ class _Preemptive:
     task: asyncio.Task[None] | None = None
     started_at: float = field(default_factory=time.monotonic)
     written: int = 0  # deltas the model has produced
-
-
-async def _close(stream: AsyncIterator[str]) -> None:
-    """Close a reply stream (an async generator) and the request behind it."""
-    close = getattr(stream, "aclose", None)
-    if close is not None:
-        with contextlib.suppress(RuntimeError):  # cancelled mid-step: the generator is already unwinding
-            await close()
 
 
 def words_of(text: str) -> list[str]:
@@ -274,7 +266,7 @@ class VoiceAgent:
         except Exception as exc:  # handed to the turn, which reports it as its own failure
             early.deltas.put_nowait(exc)
         finally:
-            await _close(stream)
+            await close_quietly(stream)
 
     def _take_preemptive(self, caller_text: str) -> _Preemptive | None:
         """The preemptive reply if it answers exactly ``caller_text`` (and nothing was
@@ -346,7 +338,7 @@ class VoiceAgent:
                     for piece in chunker.flush():
                         await self._speak_piece(turn, piece)
                 finally:
-                    await _close(stream)
+                    await close_quietly(stream)
                     if early is not None and early.task is not None:
                         early.task.cancel()  # interrupted: stop the model writing the rest
         except asyncio.CancelledError:
