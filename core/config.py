@@ -16,9 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-STTProvider = Literal["pocketsphinx", "deepgram", "whisper"]
+STTProvider = Literal["moonshine", "pocketsphinx", "deepgram", "whisper"]
 LLMProvider = Literal["embedded", "openai", "gemini"]
-TTSProvider = Literal["espeak", "elevenlabs"]
+TTSProvider = Literal["piper", "espeak", "elevenlabs"]
 StoreProvider = Literal["sqlite", "postgres"]
 
 # Which environment variable each cloud provider needs. Checked at start-up.
@@ -36,8 +36,10 @@ REQUIRED_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
 # Deepgram Nova-3 streaming, OpenAI Whisper and GPT-4o mini, Gemini 2.0 Flash,
 # ElevenLabs Flash/Turbo. Embedded providers cost nothing. Override with VC_PRICES (JSON).
 DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "moonshine": {"stt_per_min": 0.0},
     "pocketsphinx": {"stt_per_min": 0.0},
     "embedded": {"llm_input_per_1m_tokens": 0.0, "llm_output_per_1m_tokens": 0.0},
+    "piper": {"tts_per_1k_chars": 0.0},
     "espeak": {"tts_per_1k_chars": 0.0},
     "deepgram": {"stt_per_min": 0.0077},
     "whisper": {"stt_per_min": 0.006},
@@ -67,9 +69,15 @@ class Settings(BaseSettings):
     pack_dir: Path = Field(default=PROJECT_ROOT / "packs" / "bank", description="Domain pack")
 
     # --- providers per stage ----------------------------------------------------
-    stt_provider: STTProvider = "pocketsphinx"
+    stt_provider: STTProvider = Field(
+        default="moonshine",
+        description="moonshine (embedded neural), pocketsphinx (embedded, light), deepgram, whisper; "
+        "every chain ends at moonshine then pocketsphinx",
+    )
     llm_provider: LLMProvider = "embedded"
-    tts_provider: TTSProvider = "espeak"
+    tts_provider: TTSProvider = Field(
+        default="piper", description="piper (embedded neural voice), espeak (embedded), elevenlabs"
+    )
     store_provider: StoreProvider = "sqlite"
 
     # --- provider keys (vendor names, no prefix) --------------------------------
@@ -163,6 +171,15 @@ class Settings(BaseSettings):
         default=0, ge=0, le=64,
         description="Offline STT worker processes (decoding off the app's interpreter lock); 0 decodes in-process",
     )
+    stt_decode_threads: int = Field(
+        default=0, ge=0, le=64,
+        description="Threads decoding with the neural recogniser, shared by all calls; 0: one per core",
+    )
+    stt_partial_every_ms: int = Field(
+        default=700, ge=0, le=10000,
+        description="New audio between two partial decodes of the neural recogniser (0: no partials); "
+        "partials are only decoded when a decode thread is free",
+    )
     stt_noise_floor_dbfs: float = Field(
         default=-65.0, le=-30.0, description="White noise mixed in before decoding (stabilises CMN)"
     )
@@ -194,7 +211,10 @@ class Settings(BaseSettings):
 
     # --- voice agent ------------------------------------------------------------
     tts_voice: str = "en-us"
-    tts_rate_wpm: int = Field(default=170, ge=80, le=450)
+    tts_rate_wpm: int = Field(default=170, ge=80, le=450, description="espeak-ng's speaking rate")
+    tts_piper_length_scale: float | None = Field(
+        default=None, ge=0.5, le=2.0, description="Piper's speaking rate (above 1 slower; unset: the voice's own)"
+    )
     barge_in_min_words: int = Field(
         default=2, ge=1, le=10, description="Caller words (not backchannels) that interrupt the agent"
     )

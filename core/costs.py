@@ -25,7 +25,7 @@ PRICE_UNITS: dict[str, tuple[str, float]] = {
     "llm_input_tokens": ("llm_input_per_1m_tokens", 1_000_000.0),
     "llm_output_tokens": ("llm_output_per_1m_tokens", 1_000_000.0),
 }
-EMBEDDED_PROVIDERS = {"stt": "pocketsphinx", "llm": "embedded", "tts": "espeak"}
+EMBEDDED_PROVIDERS = {"stt": "moonshine", "llm": "embedded", "tts": "piper"}
 NO_BREAKERS = "no breaker state (embedded providers)"
 
 

@@ -60,7 +60,8 @@ def open_store(settings: Settings) -> Store:
 
 
 def build_stt(settings: Settings, pack: Pack, articles: Sequence[Article] | None = None) -> STTEngine:
-    """Pocketsphinx, or a fallback chain from the chosen cloud recogniser down to it."""
+    """The chosen recogniser in a fallback chain ending at the embedded ones: cloud →
+    moonshine (neural) → pocketsphinx; pocketsphinx alone when it is the choice."""
     from core.providers.registry import build_chain, supported
     from core.stt.pocketsphinx_stt import build_engine
 
@@ -111,7 +112,8 @@ class BackgroundModel:
 
 
 def build_tts(settings: Settings, pack: Pack | None = None) -> TTSEngine:
-    """Espeak-ng, or a fallback chain from the chosen cloud synthesiser down to it."""
+    """The chosen voice in a fallback chain ending at the embedded ones: cloud → piper
+    (neural) → espeak-ng; espeak-ng alone when it is the choice."""
     from core.providers.registry import build_chain, supported
     from core.tts.espeak import EspeakTTS
 
@@ -390,7 +392,7 @@ class Services:
         return session
 
 
-EMBEDDED = {"stt_provider": "pocketsphinx", "llm_provider": "embedded", "tts_provider": "espeak"}
+EMBEDDED = {"stt_provider": "pocketsphinx", "llm_provider": "embedded", "tts_provider": "espeak"}  # the floors
 
 
 def build_services(settings: Settings, stt: STTEngine | None = None) -> Services:

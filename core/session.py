@@ -70,7 +70,8 @@ class PartialEvent:
 @dataclass(frozen=True)
 class SettledEvent:
     """The caller is pausing and the recogniser has finalised every word so far, before
-    the end of the utterance is decided (a recogniser with ``settled_text``: Deepgram).
+    the end of the utterance is decided (a recogniser with ``settled_text``: Deepgram, and the
+    embedded neural recogniser's early final).
 
     Speculative: if the caller goes on, the utterance's :class:`FinalEvent` says more.
     The agent starts writing its reply on it, so the reply is under way when the
@@ -455,8 +456,11 @@ class VoiceSession:
                     poll_settled = False
                     if stream is not None and hasattr(stream, "on_final"):  # settled words as soon as they arrive
                         stream.on_final = settle_soon(stream)
-                    else:
-                        poll_settled = hasattr(stream, "settled_text")
+                    # a recogniser that decodes when asked in a pause (the neural one) is
+                    # polled even though it also calls back when that decode is done
+                    poll_settled = hasattr(stream, "settled_text") and (
+                        not hasattr(stream, "on_final") or bool(getattr(stream, "settles_on_poll", False))
+                    )
                     utt_start_ms = ev.t_ms
                     since_partial_ms = 0.0
                     with self._lock:

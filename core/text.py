@@ -68,8 +68,81 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
+_NUMBER_WORDS = {w: i for i, w in enumerate(_ONES)} | {w: 10 * i for i, w in enumerate(_TENS) if w != "_"}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
+
+
+def _spoken_numbers(tokens: list[str]) -> list[str]:
+    """Runs of number words as digit strings: "five hundred" → "500", "twenty one" → "21";
+    "four four seven two" → "4", "4", "7", "2" (a single digit after a unit starts a new number)."""
+    out: list[str] = []
+    total = current = 0
+    in_number = last_unit = False
+
+    def close() -> None:
+        nonlocal total, current, in_number, last_unit
+        if in_number:
+            out.append(str(total + current))
+        total = current = 0
+        in_number = last_unit = False
+
+    for i, tok in enumerate(tokens):
+        value = _NUMBER_WORDS.get(tok)
+        if value is not None:
+            if in_number and (last_unit or (value >= 20 and current % 100 != 0) or (value >= 10 and current % 100 >= 10)):
+                close()  # "four four", "twenty twenty", "eleven five": separate numbers
+            current += value
+            in_number = True
+            last_unit = value < 10 or 10 <= value < 20
+        elif tok in _SCALES and in_number:
+            scale = _SCALES[tok]
+            if scale == 100:
+                current = max(current, 1) * 100
+            else:
+                total += max(current, 1) * scale
+                current = 0
+            last_unit = False
+        elif tok == "and" and in_number and i + 1 < len(tokens) and tokens[i + 1] in _NUMBER_WORDS and current % 100 == 0:
+            continue  # "one hundred and five"
+        else:
+            close()
+            out.append(tok)
+    close()
+    return out
+
+
+# Spellings and titles that mean the same word (as in common WER normalisers): a recogniser
+# writing "metres" or "Mr." for the reference's "meters" or "mister" made no error.
+_SAME_WORD = {
+    "mr": "mister", "mrs": "missus", "ms": "miss", "dr": "doctor", "st": "saint",
+    "ok": "okay", "metre": "meter", "metres": "meters", "centre": "center", "centres": "centers",
+    "theatre": "theater", "colour": "color", "colours": "colors", "favour": "favor",
+    "favourite": "favorite", "honour": "honor", "labour": "labor", "neighbour": "neighbor",
+    "behaviour": "behavior", "organise": "organize", "organised": "organized",
+    "organisation": "organization", "realise": "realize", "realised": "realized",
+    "recognise": "recognize", "recognised": "recognized", "apologise": "apologize",
+    "authorise": "authorize", "authorised": "authorized", "authorisation": "authorization",
+    "programme": "program", "catalogue": "catalog", "licence": "license", "defence": "defense",
+    "travelled": "traveled", "travelling": "traveling", "enrol": "enroll", "grey": "gray",
+}
+
+
 def words(text: str) -> list[str]:
-    return normalize(text).split()
+    """Words as WER counts them: lower case, no punctuation, every number as its digits,
+    however it was written ("500", "five hundred" and "$500" vs "five hundred dollars"
+    compare equal; "4472" = "four four seven two" = "4,472"), and British spellings and
+    titles as their American or spoken form ("metres" = "meters", "Mr." = "mister").
+    A wrong number costs one error per wrong digit."""
+    text = text.lower()
+    text = re.sub(r"\$\s*(\d[\d,]*(?:\.\d+)?)", r"\1 dollars", text)
+    text = text.replace("%", " percent").replace("&", " and ")
+    text = re.sub(r"(?<=\d),(?=\d{3})", "", text)
+    text = re.sub(r"(?<=\d)\.(?=\d)", " point ", text)
+    text = re.sub(r"(\d)", r" \1 ", text)
+    text = re.sub(r"[^a-z0-9' ]+", " ", text)
+    text = re.sub(r"(^|\s)'+|'+(\s|$)", " ", text)
+    tokens = _spoken_numbers([_SAME_WORD.get(t, t) for t in text.split()])
+    return [ch for tok in tokens for ch in (list(tok) if tok.isdigit() else [tok])]
 
 
 def is_junk(text: str) -> bool:

