@@ -180,6 +180,9 @@ class Settings(BaseSettings):
         description="New audio between two partial decodes of the neural recogniser (0: no partials); "
         "partials are only decoded when a decode thread is free",
     )
+    stt_vocabulary: bool = Field(
+        default=True, description="The neural recogniser favours the KB's words (docs/speech.md)"
+    )
     stt_noise_floor_dbfs: float = Field(
         default=-65.0, le=-30.0, description="White noise mixed in before decoding (stabilises CMN)"
     )

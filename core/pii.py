@@ -2,7 +2,10 @@
 
 Finds card numbers (Luhn-checked), account numbers, phone numbers, emails and
 national ids (US SSN), written as digits or spoken as words ("four one one one ...",
-"double five", "oh"), and replaces each with a typed placeholder such as ``[CARD]``.
+"forty-one eleven", "double five", "oh") or both in one run with the punctuation a
+neural recogniser writes between groups ("4111, one one one one. 1111"), and replaces
+each with a typed placeholder such as ``[CARD]``. Reading numbers out of the text is
+:mod:`core.pii_numbers`; this module decides which of them are identifying.
 Short digit runs (amounts, dates, the last four digits of a card) are left alone:
 they are what agents need and are not identifying on their own.
 """
@@ -12,26 +15,35 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_DIGIT_WORDS = {
-    "zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3", "four": "4",
-    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
-}
-_MULTIPLIERS = {"double": 2, "triple": 3}
-MIN_ACCOUNT_DIGITS = 8
-MIN_PHONE_DIGITS = 10
+from core.pii_numbers import number_runs
+
+# A run of digits is masked only when it is long enough to identify someone: shorter
+# ones (amounts, dates, "the last 4 digits", counts) are what agents need.
+MIN_ACCOUNT_DIGITS = 8  # digits in the shortest account-like number
+MIN_PHONE_DIGITS = 10  # digits in a phone number with its area code (11 with a leading 1)
+CARD_DIGITS = range(13, 20)  # card numbers (PANs) are 13 to 19 digits, Luhn-checked
+NATIONAL_ID_DIGITS = 9  # a US social security number
+# Digit groups (as written or paused) that are a number's shape whatever is said around it.
+PHONE_GROUPS = ((3, 3, 4), (1, 3, 3, 4))  # 415-555-0134, 1 800 555 0134
+NATIONAL_ID_GROUPS = ((3, 2, 4),)  # 123-45-6789
+# Characters before a number searched for words saying what it is ("my phone number is").
+CONTEXT_CHARS = 40
+# In an unfinished hypothesis, a run this long may still grow into an identifier.
+PARTIAL_MIN_DIGITS = 5
 
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _SPOKEN_EMAIL = re.compile(
     r"\b[a-z0-9]+(?: (?:dot|underscore|dash) [a-z0-9]+)* at [a-z0-9]+(?: dot [a-z]{2,})+\b"
 )
-_SSN = re.compile(r"\b\d{3}[- ]\d{2}[- ]\d{4}\b")
+# Phone numbers the number-run reader leaves out because they are glued to letters ("x4155550134").
 _PHONE = re.compile(r"(?<!\d)(?:\+?1[ .-]?)?\(?\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}(?!\d)")
-_DIGIT_RUN = re.compile(r"(?<![\w])\d(?:[ -]?\d){7,22}(?![\w])")
+_NATIONAL_ID_CONTEXT = re.compile(r"social|ssn|security number")
+_PHONE_CONTEXT = re.compile(r"phone|call|number is|reach|mobile|cell")
 
 
 @dataclass(frozen=True)
 class Redaction:
-    kind: str  # CARD, ACCOUNT, PHONE, EMAIL, NATIONAL_ID
+    kind: str  # CARD, ACCOUNT, PHONE, EMAIL, NATIONAL_ID; DIGITS (a number still being said)
     start: int
     end: int
 
@@ -48,63 +60,42 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def classify_digits(digits: str, context: str = "") -> str | None:
-    """What a run of digits is, or None if it is not identifying."""
+def classify_digits(digits: str, context: str = "", groups: tuple[int, ...] = ()) -> str | None:
+    """What a run of digits is, or None if it is not identifying.
+
+    ``context`` is the text just before the run (words such as "social" or "call me on"
+    decide between kinds of the same length); ``groups`` are the digit counts of the
+    groups it was written or paused in, so a run shaped like a phone number or an SSN
+    is one whatever is said around it.
+    """
     n = len(digits)
     ctx = context.lower()
-    if 13 <= n <= 19 and luhn_ok(digits):
+    if n in CARD_DIGITS and luhn_ok(digits):
         return "CARD"
-    if n == 9 and re.search(r"social|ssn|security number", ctx):
+    if n == NATIONAL_ID_DIGITS and (groups in NATIONAL_ID_GROUPS or _NATIONAL_ID_CONTEXT.search(ctx)):
         return "NATIONAL_ID"
-    if n in (10, 11) and (re.search(r"phone|call|number is|reach|mobile|cell", ctx) or n == 11 and digits[0] == "1"):
+    if n in (MIN_PHONE_DIGITS, MIN_PHONE_DIGITS + 1) and (
+        groups in PHONE_GROUPS
+        or _PHONE_CONTEXT.search(ctx)
+        or n == MIN_PHONE_DIGITS + 1 and digits[0] == "1"
+    ):
         return "PHONE"
     if n >= MIN_ACCOUNT_DIGITS:
         return "ACCOUNT"
     return None
 
 
-def _spoken_runs(text: str, min_digits: int = MIN_ACCOUNT_DIGITS) -> list[tuple[int, int, str]]:
-    """Spans of spoken digit sequences as (start, end, digits)."""
-    runs: list[tuple[int, int, str]] = []
-    tokens = [(m.start(), m.end(), m.group(0).lower()) for m in re.finditer(r"[A-Za-z]+|\d+", text)]
-    i = 0
-    while i < len(tokens):
-        digits = ""
-        start = tokens[i][0]
-        end = start
-        j = i
-        while j < len(tokens):
-            tok = tokens[j][2]
-            if tok in _MULTIPLIERS and j + 1 < len(tokens) and tokens[j + 1][2] in _DIGIT_WORDS:
-                digits += _DIGIT_WORDS[tokens[j + 1][2]] * _MULTIPLIERS[tok]
-                end = tokens[j + 1][1]
-                j += 2
-            elif tok in _DIGIT_WORDS and not (tok in ("o", "oh") and not digits):
-                digits += _DIGIT_WORDS[tok]
-                end = tokens[j][1]
-                j += 1
-            elif tok.isdigit() and digits:
-                digits += tok
-                end = tokens[j][1]
-                j += 1
-            else:
-                break
-        if len(digits) >= min_digits:
-            runs.append((start, end, digits))
-            i = j
-        else:
-            i = max(j, i + 1)
-    return runs
-
-
-PARTIAL_MIN_DIGITS = 5
-
-
 def find_pii(text: str, partial: bool = False) -> list[Redaction]:
     """Every PII span in ``text``, non-overlapping, in order.
 
+    Numbers are read by :func:`core.pii_numbers.number_runs`, which joins digit groups,
+    number words and the punctuation between them into one digit string per run, so
+    "4111-1111-1111-1111", "four one one one, 1111, ..." and "forty one eleven ..." are
+    all judged on the same 16 digits, and the whole run is masked.
+
     With ``partial``, the text is an unfinished hypothesis: a number may still be
-    growing, so any run of ``PARTIAL_MIN_DIGITS`` or more digits is masked too.
+    growing, so any run of ``PARTIAL_MIN_DIGITS`` or more digits is masked too (as
+    ``[DIGITS]``).
     """
     found: list[Redaction] = []
 
@@ -116,25 +107,14 @@ def find_pii(text: str, partial: bool = False) -> list[Redaction]:
         add("EMAIL", m.start(), m.end())
     for m in _SPOKEN_EMAIL.finditer(text.lower()):
         add("EMAIL", m.start(), m.end())
-    for m in _SSN.finditer(text):
-        add("NATIONAL_ID", m.start(), m.end())
-    for m in _DIGIT_RUN.finditer(text):
-        digits = re.sub(r"\D", "", m.group(0))
-        kind = classify_digits(digits, text[max(0, m.start() - 40) : m.start()])
-        if kind:
-            add(kind, m.start(), m.end())
-    for m in _PHONE.finditer(text):
-        add("PHONE", m.start(), m.end())
-    min_run = PARTIAL_MIN_DIGITS if partial else MIN_ACCOUNT_DIGITS
-    for start, end, digits in _spoken_runs(text, min_run):
-        kind = classify_digits(digits, text[max(0, start - 40) : start])
-        if kind is None and partial:
+    for run in number_runs(text):
+        kind = classify_digits(run.digits, text[max(0, run.start - CONTEXT_CHARS) : run.start], run.groups)
+        if kind is None and partial and len(run.digits) >= PARTIAL_MIN_DIGITS:
             kind = "DIGITS"
         if kind:
-            add(kind, start, end)
-    if partial:
-        for m in re.finditer(rf"(?<!\d)\d(?:[ -]?\d){{{PARTIAL_MIN_DIGITS - 1},}}(?!\d)", text):
-            add("DIGITS", m.start(), m.end())
+            add(kind, run.start, run.end)
+    for m in _PHONE.finditer(text):
+        add("PHONE", m.start(), m.end())
     return sorted(found, key=lambda r: r.start)
 
 

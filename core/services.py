@@ -62,13 +62,58 @@ def open_store(settings: Settings) -> Store:
 def build_stt(settings: Settings, pack: Pack, articles: Sequence[Article] | None = None) -> STTEngine:
     """The chosen recogniser in a fallback chain ending at the embedded ones: cloud →
     moonshine (neural) → pocketsphinx; pocketsphinx alone when it is the choice."""
+    return build_speech(settings, pack, articles, refresh=False)[0]
+
+
+def build_speech(
+    settings: Settings, pack: Pack, articles: Sequence[Article] | None = None, refresh: bool = True
+) -> tuple[STTEngine, SpeechModelRefresher | None]:
+    """The recogniser (see :func:`build_stt`) and, with ``refresh``, what keeps it in step
+    with KB edits: pocketsphinx's domain language model (swapped when rebuilt) and the
+    neural recogniser's domain vocabulary."""
     from core.providers.registry import build_chain, supported
     from core.stt.pocketsphinx_stt import build_engine
 
     if settings.stt_provider != "pocketsphinx" and not supported("stt", settings.stt_provider):
         raise NotImplementedError(f"STT provider {settings.stt_provider!r} is not available yet")
     texts = speech_texts(pack.articles if articles is None else articles)
-    return build_chain(settings, "stt", build_engine(settings, texts, list(pack.phrases)), pack)  # type: ignore[no-any-return]
+    phrases = list(pack.phrases)
+    floor: STTEngine = build_engine(settings, texts, phrases)
+    swappable = SwappableEngine(floor) if refresh and settings.stt_language_model == "domain" else None
+    engine: STTEngine = build_chain(settings, "stt", swappable or floor, pack)
+    neural = neural_engines(engine) if settings.stt_vocabulary else []
+    for one in neural:  # the KB as it is in the store (the pack's articles, edited)
+        one.set_vocabulary([*texts, *phrases])
+    if swappable is None:
+        return engine, None
+    files = ModelFiles(settings.cache_dir / "lm")
+
+    def rebuild(new_texts: list[str]) -> STTEngine:
+        for one in neural:
+            one.set_vocabulary([*new_texts, *phrases])
+        return build_engine(settings, new_texts, phrases)
+
+    def discard(old: Any, new: Any) -> None:
+        # Worker processes of a replaced engine stop once its open utterances are done.
+        getattr(old, "retire", lambda: None)()
+        files.discard(old, new)
+
+    refresher = SpeechModelRefresher(rebuild, swappable.swap, discard=discard)
+    return engine, refresher
+
+
+def speech_floor(stt: Any) -> Any:
+    """The last engine of ``stt``'s chain (pocketsphinx), or ``stt`` itself."""
+    members = getattr(getattr(stt, "chain", None), "engines", None)
+    return members[-1] if members else stt
+
+
+def neural_engines(stt: Any) -> list[Any]:
+    """The embedded neural engines inside ``stt`` (itself, or the members of its chain)."""
+    from core.stt.neural import NeuralEngine
+
+    members = getattr(getattr(stt, "chain", None), "engines", None) or [stt]
+    return [e for e in members if isinstance(e, NeuralEngine)]
 
 
 class BackgroundModel:
@@ -418,10 +463,9 @@ def build_services(settings: Settings, stt: STTEngine | None = None) -> Services
     pack = load_pack(settings.pack_dir)
     seed_from_pack(store, pack)  # once per article id: later pack changes never undo KB edits
     articles = tuple(as_article(r) for r in store.list_articles())
-    engine = stt or build_stt(settings, pack, articles)
+    engine, speech = (stt, None) if stt is not None else build_speech(settings, pack, articles)
     kb = HybridSearch(articles, embedder=None)  # meaning is added in the background
     reply_kb = LexicalIndex(articles)
-    engine, speech = _refreshing(settings, pack, engine) if stt is None else (engine, None)
     services = Services(
         settings=settings,
         store=store,
@@ -439,23 +483,3 @@ def build_services(settings: Settings, stt: STTEngine | None = None) -> Services
     # process those passes held up every call's audio (lag p95 106 ms → 31 ms).
     gc.freeze()
     return services
-
-
-def _refreshing(settings: Settings, pack: Pack, engine: STTEngine) -> tuple[STTEngine, SpeechModelRefresher | None]:
-    """The engine made swappable, and what rebuilds its KB language model after edits."""
-    if settings.stt_provider != "pocketsphinx" or settings.stt_language_model != "domain":
-        return engine, None
-    from core.stt.pocketsphinx_stt import build_engine
-
-    swappable = SwappableEngine(engine)
-    files = ModelFiles(settings.cache_dir / "lm")
-
-    def discard(old: Any, new: Any) -> None:
-        # Worker processes of a replaced engine stop once its open utterances are done.
-        getattr(old, "retire", lambda: None)()
-        files.discard(old, new)
-
-    refresher = SpeechModelRefresher(
-        lambda texts: build_engine(settings, texts, list(pack.phrases)), swappable.swap, discard=discard
-    )
-    return swappable, refresher

@@ -89,7 +89,8 @@ def _deepgram(settings: Settings, pack: Pack | None = None, kb: KBSearch | None 
 def _moonshine(settings: Settings, pack: Pack | None = None, kb: KBSearch | None = None) -> Any:
     from core.stt.neural import build_moonshine
 
-    return build_moonshine(settings)
+    vocabulary = [*pack.phrases, *(f"{a.title}. {a.body}" for a in pack.articles)] if pack is not None else []
+    return build_moonshine(settings, vocabulary)
 
 
 def _piper(settings: Settings, pack: Pack | None = None, kb: KBSearch | None = None) -> Any:

@@ -265,7 +265,13 @@ class MoonshineModel:
         raw = b"".join(self._pieces[i] for i in ids if 2 < i < len(self._pieces))
         return raw.decode("utf-8", "replace").replace(WORD_BOUNDARY, " ").strip()
 
-    def transcribe(self, audio: np.ndarray, cancelled: Callable[[], bool] | None = None) -> Decoded:
+    def token_ids(self) -> dict[bytes, int]:
+        """Piece → token id (``\u2581`` starts a word)."""
+        return {piece: i for i, piece in enumerate(self._pieces)}
+
+    def transcribe(
+        self, audio: np.ndarray, cancelled: Callable[[], bool] | None = None, bias: Any = None
+    ) -> Decoded:
         """Greedy transcription of mono float32 audio at 16 kHz (-1..1).
 
         Args:
@@ -300,7 +306,7 @@ class MoonshineModel:
                 break
             outs = self._decoder.run(None, feeds)
             logits = outs[0][0, -1].astype(np.float64)
-            token = int(np.argmax(logits))
+            token = int(np.argmax(logits if bias is None else bias.apply(logits, ids)))
             top = logits[token]
             logprob_sum += float(top - (top + np.log(np.exp(logits - top).sum())))
             if token == END_TOKEN:

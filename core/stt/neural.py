@@ -14,6 +14,8 @@ cost that grows with the audio (no 30 s padding, unlike Whisper). How a stream u
   utterance ends there, ``finish`` takes the result (the same audio it would decode),
   so the transcript is ready about when the endpointer fires. The text is also offered
   as settled words, so the voice agent starts its reply during the pause.
+* **Domain vocabulary.** Words of the KB get a small bonus in the decoder
+  (:mod:`core.stt.vocabulary`), refreshed when the KB changes.
 * **No invented text.** A decode whose mean token log-probability is below
   :data:`MIN_MEAN_LOGPROB`, or that loops, yields nothing (``docs/speech.md`` has the
   noise measurements).
@@ -93,6 +95,14 @@ class NeuralEngine:
         self.partial_every_ms = partial_every_ms
         self.tail_ms = tail_ms
         self.finish_timeout_s = finish_timeout_s
+        self.bias: Any = None  # a VocabularyBias (KB words); replaced when the KB changes
+
+    def set_vocabulary(self, texts: list[str]) -> None:
+        """Favour the words of ``texts`` (the KB and the pack's phrases) from the next decode."""
+        from core.stt.vocabulary import vocabulary_bias
+
+        if hasattr(self.model, "token_ids"):
+            self.bias = vocabulary_bias(self.model, texts)
 
     def open(self) -> NeuralStream:
         return NeuralStream(self)
@@ -100,7 +110,10 @@ class NeuralEngine:
     def decode(self, audio: Int16Array, priority: int, key: Any = None) -> Job:
         """Queue a decode of ``audio`` (int16, 16 kHz)."""
         samples = audio.astype(np.float32) / 32768.0
-        return self.pool.submit(lambda cancelled: self.model.transcribe(samples, cancelled), priority, key)
+        bias = self.bias
+        if bias is None:
+            return self.pool.submit(lambda cancelled: self.model.transcribe(samples, cancelled), priority, key)
+        return self.pool.submit(lambda cancelled: self.model.transcribe(samples, cancelled, bias), priority, key)
 
 
 class NeuralStream:
@@ -244,8 +257,9 @@ def shared_pool(workers: int | None = None) -> DecodePool:
         return pool
 
 
-def build_moonshine(settings: object) -> NeuralEngine:
-    """The embedded neural engine configured from settings.
+def build_moonshine(settings: object, vocabulary: list[str] | None = None) -> NeuralEngine:
+    """The embedded neural engine configured from settings, favouring the words of
+    ``vocabulary`` (KB and phrase texts) when ``VC_STT_VOCABULARY`` is on.
 
     Raises:
         STTError: the model package is missing (its name is in the message) or broken.
@@ -254,4 +268,7 @@ def build_moonshine(settings: object) -> NeuralEngine:
 
     workers = int(getattr(settings, "stt_decode_threads", 0) or 0) or None
     partial_every = float(getattr(settings, "stt_partial_every_ms", PARTIAL_EVERY_MS))
-    return NeuralEngine(shared_model(1), shared_pool(workers), partial_every_ms=partial_every)
+    engine = NeuralEngine(shared_model(1), shared_pool(workers), partial_every_ms=partial_every)
+    if vocabulary and getattr(settings, "stt_vocabulary", True):
+        engine.set_vocabulary(vocabulary)
+    return engine

@@ -17,6 +17,7 @@ import json
 import os
 import threading
 from collections.abc import AsyncIterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,35 @@ def voice_files() -> tuple[Path, Path]:
     return model, config
 
 
+_PHONEMIZE_LOCK = threading.Lock()  # piper's espeak-ng phonemizer is process-global
+
+
+@lru_cache(maxsize=2)
+def _load_voice(threads: int) -> Any:
+    """The voice's onnxruntime session, once per process (thread-safe to run; ~1 s to load)."""
+    model, config = voice_files()
+    try:
+        import onnxruntime as ort
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        voice = PiperVoice(
+            config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))),
+            session=ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"]),
+        )
+        with _PHONEMIZE_LOCK:  # load espeak-ng's data and warm the session now, not mid-call
+            warm = [voice.phonemes_to_ids(p) for p in voice.phonemize("Hello.") if p]
+        for ids in warm:
+            voice.phoneme_ids_to_audio(ids)
+    except Exception as exc:
+        raise TTSError(f"the Piper voice in {model.parent} could not be loaded: {exc}") from exc
+    return voice
+
+
 class PiperTTS:
     """Streaming neural TTS engine (see the module docstring).
 
@@ -70,28 +100,12 @@ class PiperTTS:
     name = "piper"
 
     def __init__(self, threads: int = DEFAULT_THREADS, length_scale: float | None = None, cache_size: int = CACHE_PHRASES):
-        model, config = voice_files()
-        try:
-            import onnxruntime as ort
-            from piper import PiperVoice
-            from piper.config import PiperConfig, SynthesisConfig
+        from piper.config import SynthesisConfig
 
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = max(1, min(threads, os.cpu_count() or 1))
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            self._voice = PiperVoice(
-                config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))),
-                session=ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"]),
-            )
-            self._config = SynthesisConfig(length_scale=length_scale)
-        except Exception as exc:
-            raise TTSError(f"the Piper voice in {model.parent} could not be loaded: {exc}") from exc
+        self._voice = _load_voice(max(1, min(threads, os.cpu_count() or 1)))
+        self._config = SynthesisConfig(length_scale=length_scale)
         self.sample_rate_hz = int(self._voice.config.sample_rate)
         self.cache = PhraseCache(cache_size)
-        self._phonemize_lock = threading.Lock()
-        for ids in self.sentences("Hello."):  # load espeak-ng's data and warm the session now
-            self.render(ids)
 
     @property
     def cache_hits(self) -> int:
@@ -99,7 +113,7 @@ class PiperTTS:
 
     def sentences(self, text: str) -> list[list[int]]:
         """Phoneme ids of each sentence of ``text``."""
-        with self._phonemize_lock:
+        with _PHONEMIZE_LOCK:
             phonemes = self._voice.phonemize(text)
         return [self._voice.phonemes_to_ids(p) for p in phonemes if p]
 

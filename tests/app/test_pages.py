@@ -44,7 +44,7 @@ def test_health_page_shows_providers_and_masks_secrets(data_dir, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-verysecretvalue123")
     at = run_page("pages/health.py")
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Speech to text"] == "pocketsphinx" and metrics["Store"] == "sqlite"
+    assert metrics["Speech to text"] == "moonshine" and metrics["Store"] == "sqlite"
     dumped = " ".join(str(j.value) for j in at.json)
     assert "verysecret" not in dumped
 

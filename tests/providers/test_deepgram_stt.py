@@ -372,6 +372,6 @@ def test_services_build_the_cloud_speech_engines(tmp_path: Path):
     stt = build_stt(settings, load_pack(ROOT / "packs" / "bank"))
     primary, *rest = stt.chain.engines
     assert isinstance(primary, DeepgramSTT) and "northwind" in primary.keyterms
-    assert [type(e).__name__ for e in rest] == ["PocketsphinxEngine"]
+    assert [type(e).__name__ for e in rest] == ["NeuralEngine", "PocketsphinxEngine"]
     tts_primary, *tts_rest = build_tts(settings).chain.engines
-    assert isinstance(tts_primary, ElevenLabsTTS) and [type(e).__name__ for e in tts_rest] == ["EspeakTTS"]
+    assert isinstance(tts_primary, ElevenLabsTTS) and [type(e).__name__ for e in tts_rest] == ["PiperTTS", "EspeakTTS"]

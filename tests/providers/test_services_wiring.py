@@ -44,7 +44,11 @@ def test_gemini_then_openai_fallbacks_in_order(tmp_path):
 
 def test_embedded_default_is_unwrapped_and_unbuilt_adapters_still_say_so(tmp_path):
     services = build_services(settings(tmp_path), stt=FakeSTT())
-    assert type(services.new_responder()).__name__ == "EmbeddedResponder" and services.provider_status() == []
+    assert type(services.new_responder()).__name__ == "EmbeddedResponder"
+    # the embedded voice is a chain (Piper, then espeak-ng); the fake recogniser reports none
+    assert [(s.stage, list(s.providers)) for s in services.provider_status()] == [
+        ("tts", ["piper", "espeak"])
+    ]
     services.store.close()
     if not registry.supported("tts", "elevenlabs"):
         with pytest.raises(NotImplementedError, match="not available yet"):

@@ -143,9 +143,11 @@ def test_concurrency_level_measures_lag_latency_cpu_and_memory(services):
 
 def test_concurrency_level_counts_stt_worker_processes(services):
     from core.bench.concurrency import call_audio, run_level
+    from core.services import speech_floor
     from core.stt.process_pool import ProcessPoolEngine
 
-    stt = ProcessPoolEngine(services.stt.lm_path, services.stt.dict_path, workers=1)
+    floor = speech_floor(services.stt)
+    stt = ProcessPoolEngine(floor.lm_path, floor.dict_path, workers=1)
     try:
         row = run_level(services, stt, 2, call_audio(services), seconds=2.5, prewarm=True)
     finally:

@@ -8,7 +8,7 @@ def test_embedded_default_needs_no_key(monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     s = load_settings({"data_dir": tmp_path})
     assert (s.stt_provider, s.llm_provider, s.tts_provider, s.store_provider) == (
-        "pocketsphinx", "embedded", "espeak", "sqlite",
+        "moonshine", "embedded", "piper", "sqlite",
     )
 
 

@@ -174,19 +174,28 @@ def test_replaced_speech_models_built_here_are_deleted_and_others_kept(tmp_path)
 
 @pytest.mark.slow
 def test_a_kb_edit_gives_the_live_recogniser_a_model_that_knows_the_new_words(tmp_path):
+    """The neural recogniser's domain vocabulary and the fallback's language model both
+    learn the words of a new article."""
     from core.config import Settings
-    from core.services import build_services
+    from core.services import build_services, neural_engines, speech_floor
     from tests.conftest import SHARED_CACHE, silence
 
     services = build_services(Settings(data_dir=tmp_path, cache_dir=SHARED_CACHE))
-    before = services.stt.lm_path
-    assert "zeppelin" not in services.stt.dict_path.read_text().split()
+    floor, (neural,) = speech_floor(services.stt), neural_engines(services.stt)
+    before = floor.lm_path
+    assert "zeppelin" not in floor.dict_path.read_text().split()
+    assert "pet" not in neural.bias.words
     services.knowledge.speech.debounce_s = 0.0
+    services.knowledge.save(ArticleDraft(
+        "Pet cover", "A pet is covered from day one. Pet vet bills and a lost pet's search costs are paid.",
+        (), (),
+    ))
     services.knowledge.save(PARROT)
     assert services.knowledge.speech.wait(120)
     assert services.knowledge.speech_status().state == "ready"
-    assert services.stt.lm_path != before  # new utterances decode with the new model
-    assert "zeppelin" in {line.split(" ", 1)[0] for line in services.stt.dict_path.read_text().splitlines()}
+    assert "pet" in neural.bias.words  # the next decode favours it
+    assert floor.lm_path != before  # new utterances decode with the new model
+    assert "zeppelin" in {line.split(" ", 1)[0] for line in floor.dict_path.read_text().splitlines()}
     stream = services.stt.open()
     stream.accept(silence(1.0))
     assert stream.finish().audio_ms == 1000.0

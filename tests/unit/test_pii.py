@@ -1,6 +1,7 @@
 import pytest
 
 from core.pii import Redactor, luhn_ok, redact
+from core.pii_numbers import number_runs
 
 
 @pytest.mark.parametrize(
@@ -60,3 +61,93 @@ def test_partial_hypotheses_mask_numbers_still_being_spoken():
     assert redact("my card is 41111 1", partial=True)[0] == "my card is [DIGITS]"
     assert redact("it was forty two dollars", partial=True)[0] == "it was forty two dollars"
     assert redact("ending in one two three four", partial=True)[0] == "ending in one two three four"
+
+
+# --- neural recogniser output (Moonshine): digits, words, both, and punctuation at pauses ----
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("My card number is 4111 1111 1111 1111.", "My card number is [CARD]."),
+        ("It's 4111-1111-1111-1111", "It's [CARD]"),
+        ("four one one one, 1111, one one one one, 1111.", "[CARD]."),
+        ("forty one eleven eleven eleven eleven eleven eleven eleven", "[CARD]"),
+        ("It's forty-one eleven, eleven eleven, eleven eleven, eleven eleven.", "It's [CARD]."),
+        ("it's 4 1 1 1. 1 1 1 1. 1 1 1 1. 1 1 1 1.", "it's [CARD]."),
+        ("card 4111.1111.1111.1111", "card [CARD]"),
+        ("Call me at 555-867-5309.", "Call me at [PHONE]."),
+        ("It's (415) 555-0134.", "It's [PHONE]."),  # the 3-3-4 shape is a phone without context
+        ("Sure, +1 415 555 0134.", "Sure, [PHONE]."),
+        ("My number is four one five, five five five, oh one three four.", "My number is [PHONE]."),
+        ("It's four one five dash five five five dash oh one three four.", "It's [PHONE]."),
+        ("It's 415, five five five, 0134.", "It's [PHONE]."),
+        ("It's one eight hundred, five five five, one two one two.", "It's [PHONE]."),
+        ("my account number is 0 0 4 5 7 8 9 1 2", "my account number is [ACCOUNT]"),
+        ("My account number is oh oh four, five seven eight, nine one two.", "My account number is [ACCOUNT]."),
+        ("it's double four, seven two, triple one, eight nine", "it's [ACCOUNT]"),
+        ("It's one two three, 45, six seven eight nine.", "It's [NATIONAL_ID]."),
+        ("It's 4111 1111 1111 1111, thirty-nine dollars.", "It's [CARD], thirty-nine dollars."),
+        ("The card is 4111 1111 1111 1111 and the charge was $39.", "The card is [CARD] and the charge was $39."),
+    ],
+)
+def test_neural_recogniser_numbers_are_masked(text, expected):
+    assert redact(text)[0] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "It's $500.",
+        "It was thirty-nine dollars.",
+        "It cost five hundred dollars, and then 500 dollars more.",
+        "I paid $1,250.00 and then $39.99.",
+        "Can you call me at 2:30?",
+        "The meeting is at 2:30, 3:45 or 10:15.",
+        "It was on 2024-03-12.",  # 8 digits, but a date
+        "On March 3, 2024, I paid 12.50, 13.75 and 9.99.",
+        "The card expires 03/27.",
+        "I've called three times in six months.",
+        "The last four are 4472.",
+        "the last 4 digits are 4472",
+        "Oh, one two three four five six seven.",  # "oh" here is not a leading zero
+        "It was twenty twenty three, or twenty twenty four.",
+        "We have 1,250,000 customers.",
+        "nineteen hundred eighty four",
+        "timeout talking to 192.168.1.1 on port 8080",  # observability scrubs logged messages too
+        "Can you double check that?",
+    ],
+)
+def test_neural_recogniser_non_pii_is_left_alone(text):
+    assert redact(text) == (text, [])
+
+
+def test_partial_neural_hypotheses():
+    assert redact("My card number is 4111, 11", partial=True)[0] == "My card number is [DIGITS]"
+    assert redact("My card number is forty-one eleven, eleven", partial=True)[0] == "My card number is [DIGITS]"
+    assert redact("On March 3, 2024, I paid", partial=True)[0] == "On March 3, 2024, I paid"
+    assert redact("It was thirty-nine dollars", partial=True)[0] == "It was thirty-nine dollars"
+    assert redact("I owe $12,500", partial=True)[0] == "I owe $12,500"
+
+
+@pytest.mark.parametrize(
+    "text,digits,groups",
+    [
+        ("four one five, five five five, oh one three four", "4155550134", (3, 3, 4)),
+        ("4111 1111 1111 1111", "4111111111111111", (4, 4, 4, 4)),
+        ("four one one one 1111", "41111111", (4, 4)),  # written digits are a group of their own
+        ("forty-one eleven", "4111", (4,)),
+        ("double oh seven", "007", (3,)),
+        ("five hundred and five", "505", (3,)),
+        ("one eight hundred five five five", "1800555", (7,)),  # a digit after "hundred" is read out
+        ("nineteen hundred eighty four", "1984", (4,)),
+    ],
+)
+def test_number_runs_read_digits_and_groups(text, digits, groups):
+    (run,) = number_runs(text)
+    assert (run.digits, run.groups, run.start, run.end) == (digits, groups, 0, len(text))
+
+
+def test_number_run_span_covers_the_whole_number_but_not_the_amount_after_it():
+    text = "it's (415) 555-0134, oh, and 4111 1111 1111 1111 twenty dollars"
+    phone, card = number_runs(text)
+    assert text[phone.start : phone.end] == "(415) 555-0134"
+    assert text[card.start : card.end] == "4111 1111 1111 1111"

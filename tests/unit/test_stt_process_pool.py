@@ -147,13 +147,13 @@ def test_lm_swap_after_kb_edit_reaches_new_workers(tmp_path: Path, audio):
     from core.config import Settings
     from core.kb.admin import speech_texts
     from core.pack import load_pack
-    from core.services import _refreshing, build_stt
+    from core.services import build_speech
 
-    settings = Settings(data_dir=tmp_path, cache_dir=SHARED_CACHE, stt_workers=1)
+    settings = Settings(data_dir=tmp_path, cache_dir=SHARED_CACHE, stt_workers=1, stt_provider="pocketsphinx")
     pack = load_pack(settings.pack_dir)
-    first = build_stt(settings, pack)
+    swappable, refresher = build_speech(settings, pack)
+    first = swappable.current
     assert isinstance(first, ProcessPoolEngine)
-    swappable, refresher = _refreshing(settings, pack, first)
     assert refresher is not None
     refresher.debounce_s = 0.0
     in_flight = swappable.open()  # opened before the swap: finishes on the old model
