@@ -63,8 +63,11 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check core components pages tests app.py
 
 eval: $(VENV)/.runtime
-	$(BIN)/python -m core.eval stt --manifest ../shared/data/audio/references.tsv --lm general
+	$(BIN)/python -m core.eval stt --manifest ../shared/data/audio/references.tsv
+	$(BIN)/python -m core.eval stt --manifest ../shared/data/audio/references.tsv --phone
+	$(BIN)/python -m core.eval stt --sentences packs/bank/eval/caller_sentences.txt --voice piper
 	$(BIN)/python -m core.eval stt --sentences packs/bank/eval/caller_sentences.txt
+	$(BIN)/python -m core.eval stt --non-speech 60
 	$(BIN)/python -m core.eval vad
 	$(BIN)/python -m core.eval kb --docs ../shared/data/kb/doc2dial_docs.jsonl --queries ../shared/data/kb/doc2dial_queries.jsonl
 	$(BIN)/python -m core.eval disposition --calls ../shared/data/calls/hvb_calls.jsonl

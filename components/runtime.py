@@ -16,6 +16,8 @@ from core.logs import configure_logging
 from core.pack import PackError
 from core.services import Services, build_services
 from core.store import StoreError
+from core.stt import STTError
+from core.tts import TTSError
 
 
 def _secrets_overrides() -> dict[str, Any]:
@@ -40,7 +42,7 @@ def get_services() -> Services:
     """Services for this process; stops the page with a clear message on bad config."""
     try:
         return _services(os.environ.get("VC_DATA_DIR", ""))
-    except (ConfigError, PackError, StoreError, NotImplementedError) as exc:
+    except (ConfigError, PackError, StoreError, STTError, TTSError, NotImplementedError) as exc:
         st.error(f"Voice Copilot cannot start: {exc}")
         st.stop()
         raise  # unreachable: st.stop raises

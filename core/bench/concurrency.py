@@ -7,8 +7,9 @@ Each session is a real :class:`~core.session.VoiceSession`, run as the product r
 transcription-only calls: all of them on one shared event loop
 (:class:`~core.session_loop.SessionLoop`; ``--thread-per-session``: a thread and loop
 each, as calls with a voice agent run), with the configured endpointer and either the offline
-recogniser (pocketsphinx, shared decoder pool; with ``--stt-workers N`` decoding in N
-worker processes, :mod:`core.stt.process_pool`) or the Deepgram adapter against a
+recogniser (the embedded default, Moonshine on the shared decode threads,
+:mod:`core.stt.neural`; with ``--stt-workers N`` and ``VC_STT_PROVIDER=pocketsphinx``,
+pocketsphinx decoding in N worker processes, :mod:`core.stt.process_pool`) or the Deepgram adapter against a
 :class:`~core.bench.simulated.SimulatedDeepgram` running in a *child process* (so its
 CPU is not counted as ours). One feeder thread hands every session a 20 ms frame every
 20 ms through ``push_pcm``, as the browser bridge does.
@@ -303,15 +304,18 @@ def run(
     with tempfile.TemporaryDirectory() as tmp:
         services = build_services(Settings(data_dir=Path(tmp), stt_workers=stt_workers))
         if "offline" in modes:
-            where = f"{stt_workers} worker processes" if stt_workers else "in-process"
-            log(f"concurrency, offline STT (pocketsphinx, {where})")
+            engine = services.settings.stt_provider
+            where = f"{stt_workers} worker processes" if stt_workers and engine == "pocketsphinx" else "in-process"
+            log(f"concurrency, offline STT ({engine}, {where})")
             out["offline"] = sweep(services, services.stt, levels, seconds, log, prewarm=True, frame_ms=frame_ms,
                                    shared_loop=shared_loop)
         if "offline" in modes and offline_workers:  # the same, decoded in worker processes
             from core.services import build_stt
 
             log(f"concurrency, offline STT (pocketsphinx, {offline_workers} worker processes)")
-            pooled = build_stt(Settings(data_dir=Path(tmp), stt_workers=offline_workers), services.pack)
+            pooled = build_stt(
+                Settings(data_dir=Path(tmp), stt_workers=offline_workers, stt_provider="pocketsphinx"), services.pack
+            )
             try:
                 out["offline_workers"] = {
                     "stt_workers": offline_workers,

@@ -194,14 +194,16 @@ def phone_line(audio: Int16Array) -> Int16Array:
     return resample(narrow, 8000, PIPELINE_SAMPLE_RATE_HZ)
 
 
-def make_neural_engine(partials: bool = False) -> Any:
-    """The product's embedded neural recogniser (Moonshine base), partials off by default
-    (an evaluation times the finals)."""
+def make_neural_engine(partials: bool = False, vocabulary: bool = True, pack_dir: Path = DEFAULT_PACK) -> Any:
+    """The product's embedded neural recogniser (Moonshine base) with the pack's KB
+    vocabulary as the product uses it (``vocabulary=False``: without); partials off by
+    default (an evaluation times the finals)."""
     from core.config import Settings
     from core.stt.neural import build_moonshine
 
-    settings = Settings(stt_partial_every_ms=700 if partials else 0)
-    return build_moonshine(settings)
+    settings = Settings(stt_partial_every_ms=700 if partials else 0, stt_vocabulary=vocabulary)
+    texts, phrases = pack_texts(pack_dir) if vocabulary else ([], [])
+    return build_moonshine(settings, [*texts, *phrases])
 
 
 def write_hypotheses(path: Path, report: Report) -> None:
@@ -310,6 +312,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voice", default="en-us",
                         help="voice for --sentences: piper, or an espeak-ng voice (default en-us)")
     parser.add_argument("--phone", action="store_true", help="pass the audio through an 8 kHz mu-law line")
+    parser.add_argument("--no-vocabulary", action="store_true",
+                        help="moonshine without the KB vocabulary (--pack's texts by default, as the product)")
     parser.add_argument("--non-speech", type=float, default=None, metavar="SECONDS",
                         help="instead: count the words the endpointer and recogniser emit on SECONDS each "
                         "of silence, white noise, hum, babble, DTMF and music")
@@ -353,7 +357,8 @@ def run_non_speech(args: argparse.Namespace, engine: Any) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.non_speech is not None:
-        engine = make_neural_engine() if args.engine == "moonshine" else make_engine(args.lm, args.pack, args.cache_dir)
+        engine = (make_neural_engine(vocabulary=not args.no_vocabulary, pack_dir=args.pack)
+                  if args.engine == "moonshine" else make_engine(args.lm, args.pack, args.cache_dir))
         return run_non_speech(args, engine)
     if args.sentences is not None:
         pad_ms = {"lead_ms": 0, "trail_ms": 0} if args.no_pad else {}
@@ -376,7 +381,7 @@ def run(args: argparse.Namespace) -> int:
         clips = [Clip(c.id, phone_line(c.audio), c.reference) for c in clips]
     options = dict(args.decoder)
     if args.engine == "moonshine":
-        engine = make_neural_engine()
+        engine = make_neural_engine(vocabulary=not args.no_vocabulary, pack_dir=args.pack)
     else:
         engine = make_engine(args.lm, args.pack, args.cache_dir, options or None, args.noise_floor_dbfs)
     report = evaluate(engine, clips, args.chunk_ms)

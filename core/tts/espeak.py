@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 
@@ -103,9 +103,13 @@ def speak_16k(text: str, **kwargs: object) -> Int16Array:
 
 
 def script_audio(
-    sentences: list[str], gap_s: float = 1.0, lead_s: float = 1.0, **kwargs: object
+    sentences: list[str], gap_s: float = 1.0, lead_s: float = 1.0,
+    speak: Callable[[str], Int16Array] | None = None, **kwargs: object,
 ) -> tuple[Int16Array, list[tuple[float, float, str]]]:
     """Several sentences with silence between them, and where each one is (ms).
+
+    ``speak`` voices a sentence at 16 kHz (default: espeak-ng with ``kwargs``; e.g.
+    :func:`core.tts.piper.speak_16k` for the neural voice).
 
     Returns:
         (16 kHz int16 audio, [(start_ms, end_ms, sentence), ...])
@@ -116,8 +120,8 @@ def script_audio(
     spans: list[tuple[float, float, str]] = []
     pos = parts[0].size
     for sentence in sentences:
-        speech = speak_16k(sentence, **kwargs)
-        # espeak pads with a little silence; report the voiced span
+        speech = speak(sentence) if speak is not None else speak_16k(sentence, **kwargs)
+        # the voices pad with a little silence; report the voiced span
         voiced = np.flatnonzero(np.abs(speech) > 300)
         first, last = (int(voiced[0]), int(voiced[-1])) if voiced.size else (0, speech.size)
         spans.append(((pos + first) * 1000 / rate, (pos + last) * 1000 / rate, sentence))

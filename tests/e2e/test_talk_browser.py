@@ -8,8 +8,9 @@ browser's side, that the agent's voice actually arrives:
   concealment);
 * the remote track is recorded as PCM in the widget's iframe (Web Audio
   ``ScriptProcessorNode``), saved as ``test-artifacts/e2e/talk_agent_audio.wav`` and
-  transcribed with the app's own offline recogniser (the bank pack's domain model); the
-  answer's words must be in that audio, not only on the page;
+  transcribed with the app's own recogniser (Moonshine); against the text the agent spoke
+  its WER must be at most MAX_ANSWER_WER: the answer is in that audio, intelligibly, not
+  only on the page;
 * the page shows the greeting, the caller's question and the agent's answer, and the
   store has the turn with its per-stage timings.
 
@@ -59,16 +60,13 @@ pytestmark = pytest.mark.e2e
 # runs pages/talk.py without app.py (no wide layout; the sidebar lists
 # "app, health, live, talk"). The test therefore enters through ``/`` like a user.
 
-# Decoded word for word by the bank pack's recogniser straight from espeak audio, and its
-# top search hit is the duplicate-charge article ("my card was charged twice what should
-# i do" loses "my" and turns "what should i do" into "what shown on two").
+# The caller's question (espeak-ng's voice; the Live test uses the Piper voice); its top
+# search hit is the duplicate-charge article, so the answer is known to come from it.
 QUESTION = "why was i charged twice"
 ARTICLE_ID = "payment-duplicate-charge"
-# Words of that article's reply that the audio must carry (at least MIN_ANSWER_WORDS of
-# those that are in the reply the agent actually gave).
-ANSWER_WORDS = ("charge", "charges", "charged", "pending", "dispute", "twice", "merchant",
-                "posted", "transaction", "refused", "contact", "authorization")
-MIN_ANSWER_WORDS = 2
+# The agent's answer as the browser received it, transcribed by the product's recogniser,
+# against the text the agent spoke.
+MAX_ANSWER_WER = 0.10
 
 LEAD_S = 8.0       # the greeting (~4 s) plays first; the caller waits for it to finish (with
                    # margin: under CPU load the greeting reaches the browser ~1.5 s late)
@@ -331,11 +329,8 @@ def talk_page(caller_wav, streamlit_server, artifacts_dir: Path):  # type: ignor
 
 
 def _app_stt(data_dir: Path) -> Any:
-    """The app's own offline recogniser (the bank pack's domain model), built in-process.
-
-    Built from the server's data dir once the server has built its model, so the model
-    files come from the same cache: the very model the server decodes callers with.
-    """
+    """The app's own recogniser as the server builds it (Moonshine with the bank pack's
+    vocabulary, pocketsphinx behind it), in-process, from the server's data dir."""
     from core.config import Settings
     from core.pack import load_pack
     from core.services import build_stt
@@ -351,7 +346,7 @@ def test_talk_page_agent_answers_out_loud(  # noqa: PLR0915 - one scenario, step
     talk_page, caller_wav, streamlit_server, artifacts_dir: Path
 ) -> None:
     from core.audio import resample
-    from core.stt.pocketsphinx_stt import PocketsphinxEngine
+    from core.text import wer
 
     t_test = time.monotonic()
     page, diag = talk_page
@@ -565,29 +560,26 @@ def test_talk_page_agent_answers_out_loud(  # noqa: PLR0915 - one scenario, step
         for x in stats
     ]
 
-    # 7. Transcribe the received audio with the app's own recogniser.
-    def heard(span: tuple[int, int] | None, engine: Any) -> str:
-        if span is None:
-            return ""
+    # 7. Transcribe the received audio with the app's own recogniser, one stretch of sound
+    #    (between pauses of REGION_GAP_MS) at a time, as the recogniser takes utterances.
+    def heard(parts: list[tuple[int, int]], engine: Any) -> str:
         pad = int(0.3 * rate)
-        clip = pcm[max(0, span[0] - pad): span[1] + pad]
-        return _transcribe(engine, resample(clip, rate, 16_000))
+        return " ".join(
+            _transcribe(engine, resample(pcm[max(0, a - pad): b + pad], rate, 16_000)) for a, b in parts
+        ).strip()
 
     answer_span = (answer_regions[0][0], answer_regions[-1][1]) if answer_regions else None
     greeting_span = (greeting_regions[0][0], greeting_regions[-1][1]) if greeting_regions else None
     answer_stt = _app_stt(server.data_dir)
-    answer_heard = heard(answer_span, answer_stt)
-    greeting_heard = heard(greeting_span, answer_stt)
-    general = PocketsphinxEngine()
-    answer_heard_general = heard(answer_span, general)
+    answer_heard = heard(answer_regions, answer_stt)
+    greeting_heard = heard(greeting_regions, answer_stt)
 
     # 8. Figures: the stored turn and the browser's voice-to-voice.
     caller_segs = [s for s in segments if s.speaker == "caller"]
     agent_segs = [s for s in segments if s.speaker == "agent"]
     turn = turns[0] if turns else None
     reply_text = turn.agent_text if turn is not None else ""
-    expected = sorted({w for w in _words(reply_text) if w in ANSWER_WORDS})
-    found = sorted(set(expected) & set(_words(answer_heard)))
+    answer_wer = wer([reply_text], [answer_heard]) if reply_text else None
     browser_v2v = clock.wall(answer_regions[0][0]) - q_end_wall if answer_regions else None
     greeting_end_wall = clock.wall(greeting_regions[-1][1]) if greeting_regions else None
 
@@ -621,10 +613,8 @@ def test_talk_page_agent_answers_out_loud(  # noqa: PLR0915 - one scenario, step
             "received_regions": region_info,
         },
         "received_answer_transcript": answer_heard,
-        "received_answer_transcript_general_lm": answer_heard_general,
+        "received_answer_wer": answer_wer,
         "received_greeting_transcript": greeting_heard,
-        "answer_words_expected": expected,
-        "answer_words_heard": found,
         "inbound_rtp": last,
         "concealment": {
             "whole_call": concealment(stats[0]["at"], stats[-1]["at"]) if stats else None,
@@ -649,7 +639,7 @@ def test_talk_page_agent_answers_out_loud(  # noqa: PLR0915 - one scenario, step
             "answer_audio_start": "first received sample above -40 dBFS after the caller's speech end "
                                   "(ScriptProcessor block delivery time, lower envelope)",
             "clock": "browser Date.now() for both ends (same machine clock)",
-            "transcript_engine": "the app's pocketsphinx engine with the bank pack's domain model",
+            "transcript_engine": "the app's recogniser (Moonshine with the bank pack's vocabulary), per stretch of sound",
         },
         "test_duration_s": round(time.monotonic() - t_test, 1),
     }
@@ -658,7 +648,7 @@ def test_talk_page_agent_answers_out_loud(  # noqa: PLR0915 - one scenario, step
     print("\n=== talk browser e2e ===")
     print(f"page: {[(x['speaker'], x['text']) for x in page_lines]}")
     print(f"reply (store): {reply_text!r}")
-    print(f"heard in received audio: {answer_heard!r} (general LM: {answer_heard_general!r})")
+    print(f"heard in received audio: {answer_heard!r} (WER {answer_wer})")
     print(f"greeting heard as: {greeting_heard!r}")
     print(f"browser voice-to-voice {r1(browser_v2v)} ms; stored turn {report['turn']}")
     print(f"inbound-rtp: {last}")
@@ -706,10 +696,8 @@ def test_talk_page_agent_answers_out_loud(  # noqa: PLR0915 - one scenario, step
             f"the recorder lost audio: {recording}"
         )
     with diag.step("the agent's answer is not in the audio the browser received"):
-        assert len(expected) >= MIN_ANSWER_WORDS, f"the reply has too few answer words: {reply_text!r}"
-        assert len(found) >= MIN_ANSWER_WORDS, (
-            f"received audio decodes as {answer_heard!r}; expected at least {MIN_ANSWER_WORDS} of "
-            f"{expected} (reply {reply_text!r})"
+        assert answer_wer is not None and answer_wer <= MAX_ANSWER_WER, (
+            f"received audio decodes as {answer_heard!r}: WER {answer_wer} against the reply {reply_text!r}"
         )
     assert browser_v2v is not None and 0 < browser_v2v < ANSWER_TIMEOUT_S * 1000
     assert time.monotonic() - t_test < TEST_BUDGET_S, f"test took {time.monotonic() - t_test:.0f} s"

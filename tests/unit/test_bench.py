@@ -181,7 +181,7 @@ def test_runner_table_and_machine_info():
     results["concurrency"]["offline_workers"] = {**results["concurrency"]["offline"], "stt_workers": 2}
     text = table(results)
     assert "overhead over providers" in text and "most real-time sessions" in text
-    assert "offline STT, 2 workers: most real-time sessions" in text
+    assert "pocketsphinx, 2 workers: most real-time sessions" in text
 
 
 def test_concurrency_sweep_narrows_down_the_largest_real_time_level():
