@@ -10,8 +10,9 @@ unpunctuated first sentence kept the caller waiting for all of it (p95 18 words,
 of silence before the first audio); with it the first piece is at most ~10 words in the
 benchmark's replies, cut where a speaker could pause for breath.
 
-Text that arrives all at once (a non-streaming reply) is cut at its sentence and clause
-marks only: the phrase cut applies while no mark is in sight yet.
+Text that arrives all at once (a non-streaming reply) is cut at its marks, except that an
+opening sentence of more than :data:`FIRST_PIECE_MAX_WORDS` words is cut at a phrase opener
+too: the first audio of a neural voice waits for the whole first piece.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ import re
 
 FIRST_PIECE_MIN_WORDS = 3
 FIRST_PHRASE_MIN_WORDS = 4
+# A first piece longer than this is cut at a phrase opener even when its sentence is already
+# complete: a neural voice (Piper) takes ~20 ms per word before its first sample, so a
+# 13-word opening sentence waited ~300 ms for its first audio, a 6-word phrase ~120 ms.
+FIRST_PIECE_MAX_WORDS = 8
 CLAUSE_MIN_WORDS = 8
 # Words that open a phrase: a break before one sounds like a breath, not a stumble.
 PHRASE_OPENERS = frozenset(
@@ -58,22 +63,31 @@ class SentenceChunker:
         return []
 
     def _next_piece(self) -> str | None:
+        end = self._mark_end()
+        if self._emitted == 0 and (end is None or len(self._buf[:end].split()) > FIRST_PIECE_MAX_WORDS):
+            cut = self._phrase_cut(end)  # a run-on opening sentence: stop at a phrase opener
+            if cut is not None:
+                return cut
+        return self._cut(end) if end is not None else None
+
+    def _mark_end(self) -> int | None:
+        """Where the next piece ends at a sentence or clause mark (None: no mark yet)."""
         for match in _SENTENCE_END.finditer(self._buf):
             head = self._buf[: match.start()].strip()
             if head.lower().endswith(_ABBREVIATIONS) or re.search(r"\d\.$", head) and not match.group(0).strip():
                 continue
-            return self._cut(match.end())
+            return match.end()
         min_words = FIRST_PIECE_MIN_WORDS if self._emitted == 0 else CLAUSE_MIN_WORDS
         for match in _CLAUSE_END.finditer(self._buf):
             if len(self._buf[: match.start()].split()) >= min_words:
-                return self._cut(match.end())
-        if self._emitted == 0:
-            return self._phrase_cut()
+                return match.end()
         return None
 
-    def _phrase_cut(self) -> str | None:
-        """The first piece up to a phrase opener, when the opening sentence runs on."""
+    def _phrase_cut(self, before: int | None) -> str | None:
+        """The first piece up to a phrase opener (before the mark at ``before``, if any)."""
         for i, word in enumerate(_COMPLETE_WORD.finditer(self._buf)):
+            if before is not None and word.start() >= before:
+                break
             if i >= FIRST_PHRASE_MIN_WORDS and word.group(0).lower() in PHRASE_OPENERS:
                 return self._cut(word.start())
         return None

@@ -60,10 +60,12 @@ pytestmark = pytest.mark.e2e
 # runs pages/talk.py without app.py (no wide layout; the sidebar lists
 # "app, health, live, talk"). The test therefore enters through ``/`` like a user.
 
-# The caller's question (espeak-ng's voice; the Live test uses the Piper voice); its top
-# search hit is the duplicate-charge article, so the answer is known to come from it.
-QUESTION = "why was i charged twice"
+# The caller's question, in the Piper voice; its top search hit is the duplicate-charge
+# article, so the answer is known to come from it. The line the caller gets on the page may
+# differ from it by at most MAX_QUESTION_WER (one word in eight).
+QUESTION = "why was i charged twice for the same purchase"
 ARTICLE_ID = "payment-duplicate-charge"
+MAX_QUESTION_WER = 0.15
 # The agent's answer as the browser received it, transcribed by the product's recogniser,
 # against the text the agent spoke.
 MAX_ANSWER_WER = 0.10
@@ -305,8 +307,9 @@ class TalkDiagnostics(Diagnostics):
 def caller_wav(tmp_path: Path, artifacts_dir: Path) -> tuple[Path, tuple[float, float], float]:
     """The caller's microphone: WAV path, the question's voiced span (ms in the file), duration (ms)."""
     from core.tts.espeak import script_audio, write_wav
+    from core.tts.piper import speak_16k
 
-    audio, spans = script_audio([QUESTION], gap_s=0.0, lead_s=LEAD_S)
+    audio, spans = script_audio([QUESTION], gap_s=0.0, lead_s=LEAD_S, speak=speak_16k)
     audio = np.concatenate([audio, np.zeros(int(TRAIL_S * RATE), np.int16)])
     path = tmp_path / "talk_caller.wav"
     write_wav(str(path), audio, RATE)
@@ -496,7 +499,8 @@ def test_talk_page_agent_answers_out_loud(  # noqa: PLR0915 - one scenario, step
                 if attempt == 2:
                     raise
         copilot.get_by_text(f"Call `{call_id}`".replace("`", "")).first.wait_for(timeout=COPILOT_TIMEOUT_MS)
-        copilot.get_by_text(QUESTION, exact=False).first.wait_for(timeout=COPILOT_TIMEOUT_MS)
+        heard_question = next((x["text"] for x in page_lines if x["speaker"] == "caller"), QUESTION)
+        copilot.get_by_text(heard_question, exact=False).first.wait_for(timeout=COPILOT_TIMEOUT_MS)
         copilot.get_by_text("🟢 live", exact=False).first.wait_for(timeout=COPILOT_TIMEOUT_MS)
     copilot.screenshot(path=str(artifacts_dir / "talk_06_copilot_live.png"), full_page=True)
 
@@ -665,7 +669,7 @@ def test_talk_page_agent_answers_out_loud(  # noqa: PLR0915 - one scenario, step
         persona_greeting = "Hi, this is Nora from Northwind Bank. How can I help you today?"
         assert _words(greeting) == _words(persona_greeting), f"greeting on the page: {greeting!r}"
         caller_text = page_lines[first_caller]["text"]
-        assert _words(caller_text) == _words(QUESTION), f"caller line {caller_text!r} != {QUESTION!r}"
+        assert wer([QUESTION], [caller_text]) <= MAX_QUESTION_WER, f"caller line {caller_text!r} != {QUESTION!r}"
     with diag.step("the store does not have the conversation and its turn"):
         assert [s.speaker for s in segments][:3] == ["agent", "caller", "agent"], segments
         assert [s.text for s in caller_segs] == [caller_text], caller_segs

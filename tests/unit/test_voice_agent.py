@@ -79,10 +79,16 @@ def test_a_run_on_first_sentence_is_cut_before_a_phrase_opener():
     assert _streamed("Please go to the branch.") == ["Please go to the branch."]
 
 
-def test_text_arriving_at_once_is_cut_at_its_marks_only():
+def test_text_arriving_at_once_is_cut_at_its_marks_and_a_long_opening_at_a_phrase():
     c = SentenceChunker()
-    text = "I can open the transaction list and look at the status. Very often one is pending. "
-    assert c.feed(text) == ["I can open the transaction list and look at the status.", "Very often one is pending."]
+    text = "I can open the transaction list and look at the status. Very often one is pending, and it drops. "
+    assert c.feed(text) == [
+        "I can open the transaction list", "and look at the status.", "Very often one is pending, and it drops.",
+    ]
+    # an opening sentence of eight words or fewer stays whole
+    assert SentenceChunker().feed("Your card is frozen and stays frozen. Anything else? ") == [
+        "Your card is frozen and stays frozen.", "Anything else?",
+    ]
 
 
 def test_backchannel_detection():
