@@ -104,6 +104,7 @@ class _Preemptive:
     task: asyncio.Task[None] | None = None
     started_at: float = field(default_factory=time.monotonic)
     written: int = 0  # deltas the model has produced
+    voicing: Any = None  # the first piece being synthesised ahead (False: the voice cannot)
 
 
 def words_of(text: str) -> list[str]:
@@ -254,19 +255,43 @@ class VoiceAgent:
 
     async def _write_preemptive(self, early: _Preemptive) -> None:
         stream = self.responder.stream(early.conversation)
+        chunker = SentenceChunker()  # cuts as the turn will: its first piece is voiced ahead
         try:
             async for delta in stream:
                 if early.first_token_at is None:
                     early.first_token_at = time.monotonic()
                 early.written += 1
                 early.deltas.put_nowait(delta)
+                if early.voicing is None:
+                    for piece in chunker.feed(delta)[:1]:
+                        self._voice_ahead(early, self._said(piece, continues=True))
             early.deltas.put_nowait(None)
+            if early.voicing is None:
+                for piece in chunker.flush()[:1]:
+                    self._voice_ahead(early, self._said(piece, continues=False))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # handed to the turn, which reports it as its own failure
             early.deltas.put_nowait(exc)
         finally:
             await close_quietly(stream)
+
+    def _voice_ahead(self, early: _Preemptive, said: str) -> None:
+        """Synthesise the first piece of a preemptive reply now, into the voice's phrase
+        cache, so that when the turn is taken its audio starts at once (an embedded voice:
+        Piper needs ~20 ms per word before its first sample). Nothing is played."""
+        prepare = getattr(self.tts, "prepare", None)
+        if prepare is None:
+            early.voicing = False
+            return
+
+        def run() -> None:
+            try:
+                prepare(said)
+            except Exception as exc:  # the turn synthesises it again, reporting any failure
+                log.info("could not voice a reply ahead", extra={"error": str(exc)})
+
+        early.voicing = asyncio.get_running_loop().run_in_executor(None, run)
 
     def _take_preemptive(self, caller_text: str) -> _Preemptive | None:
         """The preemptive reply if it answers exactly ``caller_text`` (and nothing was
@@ -362,7 +387,7 @@ class VoiceAgent:
         if turn.first_piece_at is None:
             turn.first_piece_at = time.monotonic()
         self._speaking_text = (self._speaking_text + " " + piece)[-2000:]
-        said = piece + "," if continues and not piece.endswith(_CLOSING_MARKS) else piece
+        said = self._said(piece, continues)
         resampler = StreamResampler(self.config.output_rate_hz)
         with stage_span("tts", self.session.call_id, characters=len(piece)):
             async for chunk in self.tts.stream(said, " ".join(turn.spoken)):
@@ -370,6 +395,10 @@ class VoiceAgent:
                 self._push(turn, pcm)
         self._push(turn, resampler.flush())
         turn.spoken.append(piece)
+
+    @staticmethod
+    def _said(piece: str, continues: bool) -> str:
+        return piece + "," if continues and not piece.endswith(_CLOSING_MARKS) else piece
 
     def _push(self, turn: _Turn, pcm: Int16Array) -> None:
         if pcm.size == 0:

@@ -40,6 +40,14 @@ class FallbackTTS(ChainFront):
         return FallbackTTS(self.chain.with_sink(sink))
 
 
+    def prepare(self, text: str) -> None:
+        """Have the engine that would speak now synthesise ``text`` ahead of time, if it
+        can (an embedded voice with a phrase cache; a cloud voice cannot)."""
+        candidates = self.chain.candidates()
+        prepare = getattr(self.chain.engines[candidates[0]], "prepare", None) if candidates else None
+        if prepare is not None:
+            prepare(text)
+
     async def _speak(
         self, engine: TTSEngine, text: str, previous_text: str, budget: Budget, is_last: bool
     ) -> AsyncIterator[Int16Array]:

@@ -5,8 +5,9 @@ GIL (onnxruntime), so threads decode in parallel with the sessions' audio handli
 with each other. The pool is bounded (one thread per core by default) and ordered:
 a final transcript someone is waiting for goes before an early final started in a pause,
 which goes before a partial shown while the caller speaks. A partial is only started when
-a thread is free (:meth:`DecodePool.idle`), so under load partials thin out first and
-finals keep their latency.
+a thread is free (:meth:`DecodePool.idle`), and one still running when a final or early
+final finds every thread busy is cancelled (it stops at its next token), so under load
+partials thin out first and finals keep their latency.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from core.threads import lower_this_threads_priority
+
 log = logging.getLogger(__name__)
 
+DECODE_NICE = 5  # decode threads' nice value (Linux: per thread); audio handling stays at 0
 FINAL = 0
 EARLY = 1
 PARTIAL = 2
@@ -93,6 +97,7 @@ class DecodePool:
         self._order = itertools.count()
         self._cond = threading.Condition()
         self._running = 0
+        self._partials: list[Job] = []  # partial decodes running now, oldest first
         self._closed = False
         self._threads = [
             threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True) for i in range(self.workers)
@@ -108,6 +113,11 @@ class DecodePool:
                 job._done.set()
                 return job
             heapq.heappush(self._queue, (priority, next(self._order), job))
+            if priority < PARTIAL and self._running >= self.workers:
+                for partial in self._partials:  # make room: a partial is only a preview
+                    if not partial.cancelled:
+                        partial.cancel()
+                        break
             self._cond.notify()
         return job
 
@@ -132,6 +142,9 @@ class DecodePool:
             job._execute()
 
     def _loop(self) -> None:
+        # Below the sessions' audio handling: when the cores are saturated, decodes wait
+        # (transcripts come later), audio does not (no call falls behind real time).
+        lower_this_threads_priority(DECODE_NICE)
         while True:
             with self._cond:
                 while not self._queue and not self._closed:
@@ -140,8 +153,12 @@ class DecodePool:
                     return
                 _, _, job = heapq.heappop(self._queue)
                 self._running += 1
+                if job.priority == PARTIAL:
+                    self._partials.append(job)
             try:
                 job._execute()
             finally:
                 with self._cond:
                     self._running -= 1
+                    if job.priority == PARTIAL:
+                        self._partials.remove(job)

@@ -171,6 +171,10 @@ class EspeakTTS:
             text, lambda t: synthesize(t, voice=self.voice, rate_wpm=self.rate_wpm, pitch=self.pitch)
         )
 
+    def prepare(self, text: str) -> None:
+        """Synthesise ``text`` into the phrase cache ahead of time."""
+        self.synthesize(text)
+
     async def stream(self, text: str, previous_text: str = "") -> AsyncIterator[Int16Array]:
         audio = await asyncio.to_thread(self.synthesize, text)
         step = self.sample_rate_hz * CHUNK_MS // 1000

@@ -17,6 +17,7 @@ import json
 import os
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,8 @@ class PiperTTS:
         self._config = SynthesisConfig(length_scale=length_scale)
         self.sample_rate_hz = int(self._voice.config.sample_rate)
         self.cache = PhraseCache(cache_size)
+        self._inflight: dict[str, Future[Int16Array]] = {}  # phrases being prepared
+        self._inflight_lock = threading.Lock()
 
     @property
     def cache_hits(self) -> int:
@@ -138,9 +141,38 @@ class PiperTTS:
 
         return self.cache.through(text, whole)
 
+    def prepare(self, text: str) -> None:
+        """Synthesise ``text`` into the phrase cache ahead of time (blocking): the agent
+        does this for the first piece of a reply it writes during the caller's pause, so
+        when the turn is taken the voice starts at once. A ``stream`` of the same text
+        meanwhile waits for this synthesis instead of repeating it."""
+        key = self.cache.key(text)
+        with self._inflight_lock:
+            if key in self._inflight or self.cache.get(text) is not None:
+                return
+            future: Future[Int16Array] = Future()
+            self._inflight[key] = future
+        try:
+            audio = self.synthesize(text)
+            future.set_result(audio)
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        finally:
+            with self._inflight_lock:
+                self._inflight.pop(key, None)
+
     async def stream(self, text: str, previous_text: str = "") -> AsyncIterator[Int16Array]:
         step = self.sample_rate_hz * CHUNK_MS // 1000
         cached = self.cache.get(text)
+        if cached is None:
+            with self._inflight_lock:
+                pending = self._inflight.get(self.cache.key(text))
+            if pending is not None:
+                try:
+                    cached = await asyncio.wrap_future(pending)
+                except Exception:  # noqa: BLE001 - the preparation failed: synthesise below
+                    cached = None
         if cached is not None:
             for i in range(0, cached.size, step):
                 yield cached[i : i + step]

@@ -136,3 +136,21 @@ def _nodes(model):
     proto = _export(model_dir() / "decoder_model_merged.ort")
     assert quantized_matmuls(proto, "decoder") > 100
     return [node for graph in _graphs(proto.graph) for node in graph.node]
+
+
+def test_piper_voices_a_phrase_ahead_and_a_stream_meanwhile_waits_for_it(piper, monkeypatch):
+    import threading
+
+    text = "Let me look at both charges for you,"
+    renders = []
+    real_render = piper.render
+    monkeypatch.setattr(piper, "render", lambda ids: renders.append(1) or real_render(ids))
+    worker = threading.Thread(target=piper.prepare, args=(text,))
+    worker.start()
+    while not piper._inflight and not renders:
+        time.sleep(0.001)
+    audio, _ = _collect(piper, text)  # started while the synthesis is under way
+    worker.join()
+    assert len(renders) == 1 and audio.size > piper.sample_rate_hz // 2
+    _, first_ms = _collect(piper, text)
+    assert first_ms < 20 and len(renders) == 1

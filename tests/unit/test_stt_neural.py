@@ -154,6 +154,23 @@ def test_pool_runs_finals_before_early_finals_before_partials():
     assert pool.idle()
 
 
+def test_a_final_cancels_a_running_partial_when_every_thread_is_busy():
+    pool = DecodePool(1)
+    started = threading.Event()
+
+    def preview(cancelled):
+        started.set()
+        while not cancelled():
+            time.sleep(0.002)
+        return "stopped"
+
+    partial = pool.submit(preview, PARTIAL)
+    assert started.wait(5)
+    final = pool.submit(lambda c: "final", FINAL)
+    assert final.wait(5) and final.result == "final"
+    assert partial.cancelled and partial.done
+
+
 def test_pool_hands_errors_to_the_waiter():
     pool = DecodePool(1)
 

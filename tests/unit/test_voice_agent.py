@@ -151,6 +151,43 @@ def test_a_reply_started_on_settled_words_is_taken_over_and_spoken_only_after_th
     assert agent.conversation.turns == [("caller", "my card is lost"), ("agent", turn.agent_text)]
 
 
+class PreparingTTS(FakeTTS):
+    """A voice with a phrase cache: ``prepare`` synthesises ahead (slowly), ``stream``
+    then starts at once for that text."""
+
+    def __init__(self, prepare_s: float = 0.1):
+        super().__init__(0.02)
+        self.prepare_s = prepare_s
+        self.prepared: list[str] = []
+        self.stream_waits: list[float] = []
+
+    def prepare(self, text: str) -> None:
+        time.sleep(self.prepare_s)
+        self.prepared.append(text)
+
+    async def stream(self, text: str, previous_text: str = ""):
+        if text not in self.prepared:  # not cached: it costs what prepare costs
+            import asyncio
+
+            await asyncio.sleep(self.prepare_s)
+        async for chunk in super().stream(text, previous_text):
+            yield chunk
+
+
+def test_the_first_piece_of_a_reply_written_in_the_pause_is_voiced_ahead(store):
+    responder = FakeResponder("I can open the transaction list and look at the status of both charges.")
+    stt = FakeSTT(["two charges"], settled=True)
+    tts = PreparingTTS(prepare_s=0.1)
+    session, agent, out = make(store, stt, responder, tts)
+    play(session, np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6)]))
+    assert wait_for(lambda: len(agent.turns) == 1)
+    session.stop()
+    assert tts.prepared == ["I can open the transaction list,"]  # as the turn says it
+    assert tts.texts == ["I can open the transaction list,", "and look at the status of both charges."]
+    turn = store.turns(session.call_id)[0]
+    assert turn.tts_first_audio_ms is not None and turn.tts_first_audio_ms < 50  # not the 100 ms synthesis
+
+
 def test_a_reply_started_on_words_the_caller_went_on_from_is_dropped_unheard(store):
     responder = FakeResponder(replies=["You lost your card?", "I have blocked your card."], delay_s=0.01)
     stt = FakeSTT(["my card is lost please block it"], settled=["my card is lost"])
