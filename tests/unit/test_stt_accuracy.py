@@ -1,9 +1,9 @@
-"""Recognition accuracy through the product's streaming path, and the eval CLI.
+"""pocketsphinx (the light fallback) through the product's streaming path, and the eval CLI.
 
 * In-domain: the pack's 40 held-out caller sentences, spoken by espeak-ng, decoded with
-  the domain model. The target is WER <= 10 %; measured is ~35 % (see
-  docs/speech.md for why), so the target is an expected failure and a regression
-  bound guards the measured figure.
+  the domain model: ~35 % (see docs/speech.md); a regression bound guards the measured
+  figure. The in-domain target (WER <= 10 %) is met by the embedded default, the neural
+  recogniser, and tested as a plain test in test_stt_neural.py.
 * Dev clips (../shared/data/audio, skipped if absent): WER printed, loose sanity bound.
 * ``python -m core.eval stt --json`` on a two-clip manifest.
 * The LM cache: same text reuses the files, changed text gives a new model.
@@ -26,7 +26,6 @@ from core.stt.domain_lm import build_domain_model
 ROOT = Path(__file__).resolve().parents[2]
 PACK = ROOT / "packs" / "bank"
 HELD_OUT = PACK / "eval" / "caller_sentences.txt"
-TARGET_WER = 0.10
 REGRESSION_WER = 0.40  # measured 0.344 with the defaults; fail if it gets clearly worse
 
 
@@ -43,12 +42,6 @@ def in_domain_report() -> Report:
 
 def test_in_domain_wer_regression_bound(in_domain_report):
     assert in_domain_report.wer <= REGRESSION_WER
-
-
-@pytest.mark.xfail(reason="pocketsphinx on held-out espeak sentences reaches ~35 %, see docs/speech.md",
-                   strict=False)
-def test_in_domain_wer_target(in_domain_report):
-    assert in_domain_report.wer <= TARGET_WER
 
 
 def test_held_out_sentences_are_not_in_the_lm_text():
@@ -94,7 +87,8 @@ def test_eval_cli_prints_a_json_last_line(tmp_path):
     manifest = tmp_path / "references.tsv"
     manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
     out = subprocess.run(
-        [sys.executable, "-m", "core.eval", "stt", "--manifest", str(manifest), "--lm", "general", "--json"],
+        [sys.executable, "-m", "core.eval", "stt", "--manifest", str(manifest), "--json",
+         "--hypotheses", str(tmp_path / "hyp.tsv")],
         cwd=ROOT, capture_output=True, text=True, check=True, timeout=120,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -102,6 +96,9 @@ def test_eval_cli_prints_a_json_last_line(tmp_path):
     assert result["clips"] == 2
     assert 0.0 <= result["wer"] <= 2.0
     assert "c0" in out.stdout and "i lost my card" in out.stdout  # the readable table
+    assert result["engine"] == "moonshine"  # the product's default
+    hyps = dict(line.split("\t") for line in (tmp_path / "hyp.tsv").read_text().splitlines())
+    assert set(hyps) == {"c0", "c1"} and "card" in hyps["c0"].lower()
 
 
 def test_eval_dispatcher_lists_commands():

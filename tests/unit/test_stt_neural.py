@@ -232,7 +232,7 @@ def test_held_out_caller_sentences_in_the_espeak_voice(moonshine, held_out):
     from core.eval.stt import sentence_clips
 
     report = _report(moonshine, sentence_clips(held_out), "held-out, espeak voice")
-    assert report.wer <= 0.13
+    assert report.wer <= 0.10  # the in-domain target (measured 0.076)
 
 
 def test_phone_quality_audio_stays_close_to_wideband(moonshine, held_out):

@@ -86,8 +86,8 @@ def test_text_arriving_at_once_is_cut_at_its_marks_and_a_long_opening_at_a_phras
         "I can open the transaction list", "and look at the status.", "Very often one is pending, and it drops.",
     ]
     # an opening sentence of eight words or fewer stays whole
-    assert SentenceChunker().feed("Your card is frozen and stays frozen. Anything else? ") == [
-        "Your card is frozen and stays frozen.", "Anything else?",
+    assert SentenceChunker().feed("Your card is frozen and safe. Anything else? ") == [
+        "Your card is frozen and safe.", "Anything else?",
     ]
 
 
