@@ -251,7 +251,9 @@ def test_dev_recordings(moonshine):
     if not DEFAULT_MANIFEST.exists():
         pytest.skip(f"{DEFAULT_MANIFEST} not available (../shared/data missing)")
     report = _report(moonshine, load_manifest(DEFAULT_MANIFEST), "dev recordings")
-    assert round(report.wer, 3) <= 0.130  # 16 errors in 123 words (four are "clubs" heard as "cloves")
+    # target 0.13, measured 0.130 (16 errors in 123 words, four of them "clubs" heard as
+    # "cloves"); one error of slack so a different CPU's int8 kernels cannot flip the test
+    assert report.wer <= 17 / 123
 
 
 def _noises(seconds: float) -> dict[str, np.ndarray]:
