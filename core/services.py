@@ -117,18 +117,21 @@ def _check_voice(settings: Settings) -> None:
         voice_files()
 
 
+def _members(stt: Any) -> list[Any]:
+    """The engines of ``stt``'s fallback chain, or ``stt`` alone."""
+    return list(getattr(getattr(stt, "chain", None), "engines", None) or [stt])
+
+
 def speech_floor(stt: Any) -> Any:
     """The last engine of ``stt``'s chain (pocketsphinx), or ``stt`` itself."""
-    members = getattr(getattr(stt, "chain", None), "engines", None)
-    return members[-1] if members else stt
+    return _members(stt)[-1]
 
 
 def neural_engines(stt: Any) -> list[Any]:
     """The embedded neural engines inside ``stt`` (itself, or the members of its chain)."""
     from core.stt.neural import NeuralEngine
 
-    members = getattr(getattr(stt, "chain", None), "engines", None) or [stt]
-    return [e for e in members if isinstance(e, NeuralEngine)]
+    return [e for e in _members(stt) if isinstance(e, NeuralEngine)]
 
 
 class BackgroundModel:

@@ -453,7 +453,6 @@ class VoiceSession:
                     if stream is not None:
                         stream.cancel()
                     stream = self._open_stream()
-                    poll_settled = False
                     if stream is not None and hasattr(stream, "on_final"):  # settled words as soon as they arrive
                         stream.on_final = settle_soon(stream)
                     # a recogniser that decodes when asked in a pause (the neural one) is

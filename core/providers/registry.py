@@ -89,8 +89,7 @@ def _deepgram(settings: Settings, pack: Pack | None = None, kb: KBSearch | None 
 def _moonshine(settings: Settings, pack: Pack | None = None, kb: KBSearch | None = None) -> Any:
     from core.stt.neural import build_moonshine
 
-    vocabulary = [*pack.phrases, *(f"{a.title}. {a.body}" for a in pack.articles)] if pack is not None else []
-    return build_moonshine(settings, vocabulary)
+    return build_moonshine(settings)  # its KB vocabulary is set by core.services.build_speech
 
 
 def _piper(settings: Settings, pack: Pack | None = None, kb: KBSearch | None = None) -> Any:

@@ -23,6 +23,7 @@ import importlib.util
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -278,8 +279,6 @@ class MoonshineModel:
             audio: the utterance.
             cancelled: asked between tokens; True stops the decode (``Decoded.cancelled``).
         """
-        import time
-
         samples = np.ascontiguousarray(audio, dtype=np.float32)
         if samples.size < MIN_SAMPLES:
             samples = np.pad(samples, (0, MIN_SAMPLES - samples.size))

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
+from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array, int16_to_float
 from core.stt import STTError, Transcript
 from core.stt.decode_pool import EARLY, FINAL, PARTIAL, DecodePool, Job
 
@@ -108,12 +108,13 @@ class NeuralEngine:
         return NeuralStream(self)
 
     def decode(self, audio: Int16Array, priority: int, key: Any = None) -> Job:
-        """Queue a decode of ``audio`` (int16, 16 kHz)."""
-        samples = audio.astype(np.float32) / 32768.0
+        """Queue a decode of ``audio`` (int16, 16 kHz); converted on the pool's thread, not
+        the caller's (the session loop)."""
         bias = self.bias
-        if bias is None:
-            return self.pool.submit(lambda cancelled: self.model.transcribe(samples, cancelled), priority, key)
-        return self.pool.submit(lambda cancelled: self.model.transcribe(samples, cancelled, bias), priority, key)
+        extra = () if bias is None else (bias,)
+        return self.pool.submit(
+            lambda cancelled: self.model.transcribe(int16_to_float(audio), cancelled, *extra), priority, key
+        )
 
 
 class NeuralStream:
