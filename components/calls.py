@@ -9,6 +9,7 @@ import streamlit as st
 
 from core import analytics as an
 from core.call_export import CallDetail, transcript_table, turns_table
+from core.text import without_remote_images
 
 DEFAULT_DAYS = 7
 DEMO_BUTTON_CALLS = 4
@@ -91,7 +92,7 @@ def render_detail(detail: CallDetail) -> None:
     if s.disposition != an.NOT_SET:
         who = f"confirmed by {s.confirmed_by}" if s.confirmed else "proposed, not confirmed yet"
         change = f" (agent changed it from {s.proposed})" if s.overridden else ""
-        st.markdown(f"**{s.disposition} / {s.sub_disposition or '—'}** — {who}{change}")
+        st.markdown(without_remote_images(f"**{s.disposition} / {s.sub_disposition or '—'}** — {who}{change}"))
         if s.notes:
             st.text(s.notes)
     if detail.recording is not None:

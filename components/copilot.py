@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 import streamlit as st
 
+from components.runtime import kb_markdown
 from core.copilot import IntentView, SentimentPoint, Surfaced
 
 SENTIMENT_ICON = {"negative": "🙁", "neutral": "😐", "positive": "🙂"}
@@ -48,9 +49,9 @@ def render_articles(
         return
     for i, art in enumerate(articles):
         with st.container(border=True):
-            st.markdown(f"**{art.title}**")
+            st.markdown(kb_markdown(f"**{art.title}**"))
             st.caption(f"Why: {art.why}")
-            st.markdown(f"> {art.passage[:400]}{'…' if len(art.passage) > 400 else ''}")
+            st.markdown(kb_markdown(f"> {art.passage[:400]}{'…' if len(art.passage) > 400 else ''}"))
             c1, c2 = st.columns(2)
             if c1.button("Open", key=f"{key}-open-{i}-{art.article_id}"):
                 on_open(art.article_id)

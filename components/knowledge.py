@@ -7,6 +7,7 @@ from datetime import datetime
 
 import streamlit as st
 
+from components.runtime import kb_markdown
 from core.kb import SearchHit
 from core.kb.admin import ArticleDraft
 from core.kb.importers import ImportPreview
@@ -58,7 +59,7 @@ def render_editor(record: ArticleRecord | None, intents: Mapping[str, str], key:
         key=f"{key}-intents",
     )
     with st.expander("Preview"):
-        st.markdown(body or "_Nothing to preview yet._")
+        st.markdown(kb_markdown(body) or "_Nothing to preview yet._")
     return ArticleDraft(title, body, (tags,), tuple(linked), category, record.id if record else "")
 
 
@@ -120,12 +121,12 @@ def render_hits(hits: Sequence[SearchHit]) -> None:
         return
     for rank, hit in enumerate(hits, start=1):
         with st.container(border=True):
-            st.markdown(f"**{rank}. {hit.chunk.title}**" + (f" · _{hit.chunk.heading}_" if hit.chunk.heading else ""))
+            st.markdown(kb_markdown(f"**{rank}. {hit.chunk.title}**" + (f" · _{hit.chunk.heading}_" if hit.chunk.heading else "")))
             st.caption(f"Score {hit.score:.2f} · why: {hit.why}")
             if hit.matched_terms:
                 st.caption("Matched: " + ", ".join(dict.fromkeys(hit.matched_terms)))
             text = hit.chunk.text
-            st.markdown(f"> {text[:PASSAGE_PREVIEW_CHARS]}{'…' if len(text) > PASSAGE_PREVIEW_CHARS else ''}")
+            st.markdown(kb_markdown(f"> {text[:PASSAGE_PREVIEW_CHARS]}{'…' if len(text) > PASSAGE_PREVIEW_CHARS else ''}"))
 
 
 def render_speech_status(status: ModelStatus | None) -> None:

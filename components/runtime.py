@@ -6,8 +6,12 @@ models); per-user state lives in ``st.session_state``.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import streamlit as st
 
@@ -17,6 +21,7 @@ from core.pack import PackError
 from core.services import Services, build_services
 from core.store import StoreError
 from core.stt import STTError
+from core.text import without_remote_images
 from core.tts import TTSError
 
 
@@ -46,6 +51,54 @@ def get_services() -> Services:
         st.error(f"Voice Copilot cannot start: {exc}")
         st.stop()
         raise  # unreachable: st.stop raises
+
+
+log = logging.getLogger(__name__)
+STORE_FAILED = (
+    "The call store could not be read: {error}. What does not need it keeps working; the Health "
+    "page checks the store. If the file is damaged, restore it from a backup or move it aside "
+    "(a new one is made at start-up)."
+)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def show_store_error(exc: StoreError) -> None:
+    """Say the store failed, in words (the traceback goes to the log)."""
+    log.error("the store failed while rendering a page", exc_info=exc)
+    st.error(STORE_FAILED.format(error=exc))
+
+
+@contextmanager
+def store_section(stop_page: bool = False) -> Iterator[None]:
+    """``with store_section():`` a part of a page that reads the store: a store failure
+    becomes a message and the page goes on after the block (or stops, ``stop_page``, when
+    nothing below can work without the data)."""
+    try:
+        yield
+    except StoreError as exc:
+        show_store_error(exc)
+        if stop_page:
+            st.stop()
+
+
+def store_safe(render: F) -> F:
+    """A page part (e.g. a polling fragment) that shows a store failure as a message,
+    so the rest of the page keeps working."""
+
+    @functools.wraps(render)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return render(*args, **kwargs)
+        except StoreError as exc:
+            show_store_error(exc)
+            return None
+
+    return guarded  # type: ignore[return-value]
+
+
+def kb_markdown(text: str) -> str:
+    """KB-supplied Markdown made safe to show: images only from ``VC_KB_IMAGE_HOSTS``."""
+    return without_remote_images(text, get_settings().kb_image_hosts.split(","))
 
 
 def get_settings() -> Settings:

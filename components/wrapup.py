@@ -8,6 +8,7 @@ import streamlit as st
 
 from components.transcript import fmt_offset
 from core.disposition import Taxonomy
+from core.text import without_remote_images
 from core.wrapup import Confirmed, WrapUp
 
 
@@ -32,9 +33,9 @@ def render_confirmed(done: Confirmed, taxonomy: Taxonomy) -> None:
     label = names.get(done.disposition, done.disposition)
     sub = f" / {names.get(done.sub_disposition, done.sub_disposition)}" if done.sub_disposition else ""
     how = "changed from the proposal" if done.overridden else "as proposed"
-    st.success(f"Filed: **{label}{sub}** ({how}) by {done.confirmed_by}.")
+    st.success(without_remote_images(f"Filed: **{label}{sub}** ({how}) by {done.confirmed_by}."))
     if done.notes:
-        st.caption(done.notes)
+        st.caption(without_remote_images(done.notes))
 
 
 _BY = {"llm": "the language model", "embedding": "the embedded model", "lexical": "keyword matching"}
@@ -53,7 +54,7 @@ def render_wrapup_form(wrap: WrapUp, taxonomy: Taxonomy, key: str) -> Filed | No
     if wrap.support:
         st.caption("Why — the lines that support it:")
         for line in wrap.support:
-            st.markdown(f"- `{fmt_offset(line.t_start_ms)}` **{line.speaker}**: {line.text}")
+            st.markdown(without_remote_images(f"- `{fmt_offset(line.t_start_ms)}` **{line.speaker}**: {line.text}"))
     top = [label.id for label in taxonomy.labels]
     disposition = st.selectbox(
         "Disposition",

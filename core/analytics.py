@@ -66,11 +66,25 @@ class Table:
         return {c: self.column(c) for c in self.columns}
 
     def to_csv(self) -> str:
+        """The table as CSV; text cells that a spreadsheet would run as a formula are
+        neutralised (see :func:`csv_safe`)."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(self.columns)
-        writer.writerows(self.rows)
+        writer.writerow([csv_safe(c) for c in self.columns])
+        writer.writerows([csv_safe(v) for v in row] for row in self.rows)
         return out.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "|")  # what spreadsheets read as a formula or DDE
+
+
+def csv_safe(value: Any) -> Any:
+    """A text cell that starts like a formula ("=HYPERLINK(...)", "+1", "@SUM", "-2+3")
+    gets a leading apostrophe, so a spreadsheet shows it as text (OWASP's advice for CSV
+    injection); numbers are left as numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:

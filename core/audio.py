@@ -46,6 +46,14 @@ def frame_to_mono_float(frame: Any) -> tuple[npt.NDArray[np.float32], int]:
     if data.size == 0:
         raise AudioFormatError("audio frame has no samples")
     chans = data.reshape(channels, -1) if planar else data.reshape(-1, channels).T
+    with np.errstate(over="ignore", invalid="ignore"):  # garbage doubles: refused just below
+        mono = _mono(chans, fmt)
+    if not np.all(np.isfinite(mono)):
+        raise AudioFormatError("audio frame contains NaN or infinite samples")
+    return mono.astype(np.float32, copy=False), rate
+
+
+def _mono(chans: npt.NDArray[Any], fmt: str) -> npt.NDArray[np.float32]:
     if fmt.startswith("s16"):
         mono = chans.astype(np.float32).mean(axis=0) / INT16_FULL_SCALE
     elif fmt.startswith("s32"):
@@ -54,14 +62,12 @@ def frame_to_mono_float(frame: Any) -> tuple[npt.NDArray[np.float32], int]:
         mono = chans.astype(np.float32).mean(axis=0)
     else:
         raise AudioFormatError(f"unsupported audio sample format {fmt!r}")
-    if not np.all(np.isfinite(mono)):
-        raise AudioFormatError("audio frame contains NaN or infinite samples")
-    return mono.astype(np.float32, copy=False), rate
+    return mono
 
 
 def float_to_int16(samples: npt.NDArray[np.floating]) -> Int16Array:
     """Clip to [-1, 1] and scale to int16."""
-    return np.clip(np.round(samples * INT16_FULL_SCALE), -32768, 32767).astype(np.int16)
+    return np.clip(np.round(np.clip(samples, -1.0, 1.0) * INT16_FULL_SCALE), -32768, 32767).astype(np.int16)
 
 
 def int16_to_float(samples: Int16Array) -> npt.NDArray[np.float32]:

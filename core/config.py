@@ -8,6 +8,7 @@ prefixed ``VC_`` except provider keys, which keep the names their vendors docume
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -112,6 +113,11 @@ class Settings(BaseSettings):
     supabase_service_role_key: str | None = Field(
         default=None,
         validation_alias=AliasChoices("SUPABASE_SERVICE_ROLE_KEY", "supabase_service_role_key"),
+    )
+    kb_image_hosts: str = Field(
+        default="",
+        description="Hosts KB articles may show images from, comma-separated (e.g. cdn.example.com); "
+        "empty: article images are shown as their description and never fetched",
     )
     kb_supabase_table: str = "kb_articles"
     kb_supabase_id_column: str = "id"
@@ -308,9 +314,41 @@ class Settings(BaseSettings):
             if value and (name.endswith("_key") or name in {"database_url", "sentry_dsn"}):
                 text = str(value)
                 out[name] = f"{text[:4]}…{text[-2:]}" if len(text) > 8 else "••••"
+            elif isinstance(value, str) and "://" in value:
+                out[name] = mask_url(value)
             else:
                 out[name] = str(value) if isinstance(value, Path) else value
         return out
+
+
+SECRET_QUERY = re.compile(r"key|token|secret|password|passwd|pwd|auth|sig|signature|credential|session", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """``https://user:pass@host/p?api-key=abc&x=1`` → ``https://user:••••@host/p?api-key=••••&x=1``:
+    the password and secret-looking query values are hidden, the rest stays readable."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            user = userinfo.split(":", 1)[0]
+            netloc = f"{user}:••••@{host}" if ":" in userinfo else f"••••@{host}"
+        pairs = [pair.partition("=") for pair in parts.query.split("&")] if parts.query else []
+        query = "&".join(k + eq + ("••••" if eq and SECRET_QUERY.search(k) else v) for k, eq, v in pairs)
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:  # not parseable: show nothing of it
+        return "••••"
+
+
+_URL_IN_TEXT = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+
+
+def mask_urls(text: str) -> str:
+    """Every URL in ``text`` (an error message, say) through :func:`mask_url`."""
+    return _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text)
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:

@@ -11,6 +11,7 @@ import wave
 from pathlib import Path
 
 from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
+from core.private_files import private_dir, private_file
 
 SAMPLE_WIDTH_BYTES = 2
 
@@ -24,8 +25,8 @@ class WavRecorder:
     """Appends 16 kHz mono int16 audio to a WAV file; the header is final on close."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+        private_dir(path.parent)
+        self.path = private_file(path)  # 0600 before the first sample is written
         self._lock = threading.Lock()
         self._wav: wave.Wave_write | None = wave.open(str(path), "wb")  # noqa: SIM115 (open for the call)
         self._wav.setnchannels(1)

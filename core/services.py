@@ -26,6 +26,7 @@ from core.kb.lexical import LexicalIndex
 from core.observability import init_error_reporting
 from core.pack import Article, Pack, load_pack
 from core.pii import Redactor
+from core.reaper import Reaper, reap_dead_calls
 from core.recording import recorder_factory
 from core.reply import Conversation, Responder
 from core.reply.embedded import EmbeddedResponder
@@ -476,9 +477,10 @@ def build_services(settings: Settings, stt: STTEngine | None = None) -> Services
     init_error_reporting(settings)  # once per process; off without SENTRY_DSN
     _check_voice(settings)
     store = open_store(settings)
-    reaped = store.reap_stale_calls(STALE_CALL_AFTER_S)
+    reaped = reap_dead_calls(store, STALE_CALL_AFTER_S)
     if reaped:
         log.warning("marked calls left active by a stopped process as failed", extra={"calls": reaped})
+    Reaper(store, STALE_CALL_AFTER_S).start()  # and from now on, whatever page is open
     pack = load_pack(settings.pack_dir)
     seed_from_pack(store, pack)  # once per article id: later pack changes never undo KB edits
     articles = tuple(as_article(r) for r in store.list_articles())

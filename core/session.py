@@ -34,6 +34,7 @@ from core.audio import (
     dbfs,
 )
 from core.observability import stage_span
+from core.reaper import process_owner
 from core.store import SegmentRecord, Store, StoreError, UtteranceTiming
 from core.stt import STTEngine, STTError, UtteranceStream
 from core.text import is_junk
@@ -163,7 +164,7 @@ class VoiceSession:
         self._partial_interval_ms = partial_interval_ms
         self._no_audio_timeout_s = no_audio_timeout_s
         # PII is removed before a line is stored, shown or handed to a responder.
-        self._redact: Callable[..., str] = redact or (lambda text, partial=False: text)
+        self._redact: Callable[..., str] = redact or (lambda text, partial=False, peek=False: text)
         # call id → object with write(pcm16k) / close() (core.recording), when recording is on
         self._recorder_factory = recorder
         self._recorder: Any = None
@@ -201,7 +202,8 @@ class VoiceSession:
         """
         if self.started:
             raise RuntimeError("session already started")
-        call = self._store.create_call(self._source, self._metadata)
+        # the owner lets a restarted process fail this call at once if this one dies
+        call = self._store.create_call(self._source, {**self._metadata, "owner": process_owner()})
         self.call_id = call.id
         if self._recorder_factory is not None:
             self._recorder = self._recorder_factory(call.id)
@@ -433,9 +435,8 @@ class VoiceSession:
             if text is None:
                 return
             settled_for = speech_end
-            text = self._redact(text.strip())
-            if not is_junk(text):
-                self._emit(SettledEvent(call_id, text, utt_start_ms))
+            if not is_junk(text):  # judged before redaction: a line that is all "[CARD]" is not junk
+                self._emit(SettledEvent(call_id, self._redact(text.strip(), peek=True), utt_start_ms))
 
         def settle_soon(opened: UtteranceStream) -> Callable[[], None]:
             """A callback for the recogniser's thread: settle ``opened`` on this loop."""
@@ -629,11 +630,11 @@ class VoiceSession:
         except STTError as exc:
             self._record_error(f"speech recognition failed: {exc}")
             return
-        text = self._redact(transcript.text.strip())
         with self._lock:
             self._m.partial = ""
-        if is_junk(text):
+        if is_junk(transcript.text):  # judged before redaction: a line that is all "[CARD]" is kept
             return
+        text = self._redact(transcript.text.strip())
         seg = SegmentRecord(
             id=0, call_id=call_id, speaker="caller", text=text, t_start_ms=t_start_ms,
             t_end_ms=ev.t_ms, confidence=transcript.confidence, created_at=time.time(),

@@ -189,3 +189,39 @@ def split_sentences(text: str) -> list[str]:
             continue
         parts.extend(s.strip() for s in re.split(r"(?<=[.!?;:])\s+", line) if s.strip())
     return parts
+
+
+# Markdown images: inline ![alt](url "title") and reference ![alt][ref] / ![alt] with a
+# "[ref]: url" line. Rendering one makes every reader's browser fetch the URL (a tracking
+# beacon in a KB article sees who read it, and when).
+_INLINE_IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\(\s*<?(?P<url>[^)\s>]*)>?(?:\s+[^)]*)?\)")
+_REFERENCE_IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\](?!\()(?:\[(?P<ref>[^\]]*)\])?")
+_REFERENCE_DEFINITION = re.compile(r"^[ ]{0,3}\[(?P<ref>[^\]]+)\]:\s*<?(?P<url>\S+?)>?(?:\s.*)?$", re.MULTILINE)
+
+
+def without_remote_images(text: str, allowed_hosts: Sequence[str] = ()) -> str:
+    """``text`` (Markdown) with every image turned into ``[image: alt]``, except images
+    over https from one of ``allowed_hosts``; links and everything else are left alone."""
+    from urllib.parse import urlsplit
+
+    allowed = {h.strip().lower() for h in allowed_hosts if h.strip()}
+    refs = {m.group("ref").strip().lower(): m.group("url") for m in _REFERENCE_DEFINITION.finditer(text)}
+
+    def ok(url: str) -> bool:
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return False
+        return parts.scheme == "https" and (parts.hostname or "").lower() in allowed
+
+    def described(alt: str) -> str:
+        return f"[image: {alt.strip()}]" if alt.strip() else "[image]"
+
+    def inline(m: re.Match[str]) -> str:
+        return m.group(0) if ok(m.group("url")) else described(m.group("alt"))
+
+    def reference(m: re.Match[str]) -> str:
+        ref = (m.group("ref") or m.group("alt")).strip().lower()
+        return m.group(0) if ok(refs.get(ref, "")) else described(m.group("alt"))
+
+    return _REFERENCE_IMAGE.sub(reference, _INLINE_IMAGE.sub(inline, text))

@@ -12,10 +12,11 @@ any store.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from core import pii
 from core.disposition import DispositionProposal, Line, Taxonomy
 from core.store import SegmentRecord, Store
 from core.summary import CallSummary, summarise_call
@@ -160,8 +161,13 @@ def confirm_wrapup(
     notes: str,
     confirmed_by: str,
     taxonomy: Taxonomy | None = None,
+    redact: Callable[[str], str] | None = None,
 ) -> Confirmed:
     """Record the disposition the agent filed, and whether it differs from the proposal.
+
+    The summary and notes the agent typed are redacted like transcripts before they are
+    stored (``redact``; by default :func:`core.pii.redact`): an agent may paste a card
+    number or an email into the notes.
 
     Raises:
         ValueError: the labels are not in ``taxonomy`` (when given), or the sub-label
@@ -177,7 +183,9 @@ def confirm_wrapup(
                 f"choose one of {sorted(subs[disposition])}"
             )
     overridden = (disposition, sub_disposition) != (proposal.disposition, proposal.sub_disposition)
-    confirmed = Confirmed(disposition, sub_disposition, summary, notes, overridden, confirmed_by, time.time())
+    clean = redact or (lambda text: pii.redact(text)[0])
+    confirmed = Confirmed(disposition, sub_disposition, clean(summary), clean(notes), overridden, confirmed_by,
+                          time.time())
     store.add_event(
         proposal.call_id,
         CONFIRMED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components.calls import demo_button, fmt_time, render_detail, render_filters
-from components.runtime import get_services
+from components.runtime import get_services, store_section
 from core import analytics as an
 from core.call_export import call_detail, call_json, call_list, list_json, transcript_table
 
@@ -13,14 +13,16 @@ services = get_services()
 store = services.store
 
 st.title("Calls")
-everything = an.load(store)
+with store_section(stop_page=True):
+    everything = an.load(store)
 if everything.empty:
     st.info("No calls yet. Have a conversation on the **Talk** page, or create demo history.")
     demo_button(services)
     st.stop()
 
 filters = render_filters(everything, key="calls")
-data = an.load(store, filters)
+with store_section(stop_page=True):
+    data = an.load(store, filters)
 if data.empty:
     st.info("No calls match. Widen the date range, clear the filters or search for fewer words.")
     st.stop()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from components.copilot import render_articles, render_intent, render_sentiment, render_suggestions
-from components.runtime import get_services
+from components.runtime import get_services, store_safe
 from components.transcript import fmt_clock, render_transcript
 from components.wrapup import render_confirmed, render_wrapup_form
 from core.copilot import CallCopilot, active_calls, record_action
+from core.pii import Redactor
 from core.session import STALE_CALL_AFTER_S
 from core.wrapup import confirm_wrapup, confirmed_disposition
 
@@ -34,6 +35,7 @@ def copilot_for(call_id: str) -> CallCopilot:
 
 
 @st.fragment(run_every=1.0)
+@store_safe
 def panel() -> None:
     calls = active_calls(store, STALE_CALL_AFTER_S)
     labels = {c.id: f"{c.id} · {c.source} · started {fmt_clock(c.started_at)}" for c in calls}
@@ -110,6 +112,7 @@ def wrap_up(call_id: str) -> None:
             filed.notes,
             agent,
             services.taxonomy,
+            redact=Redactor(services.settings.pii_redaction),
         )
         st.rerun()
 

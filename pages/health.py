@@ -8,6 +8,7 @@ import streamlit as st
 
 from components.providers import render_provider_chains
 from components.runtime import get_services
+from core.config import mask_urls
 from core.providers import registry
 
 services = get_services()
@@ -31,16 +32,24 @@ pressed = render_provider_chains(chains, offline, keys, checks)
 if pressed is not None:
     with st.spinner(f"Checking {pressed}…"):
         try:
-            checks[pressed] = f"✅ {registry.probe(settings, pressed)}"
+            checks[pressed] = f"✅ {mask_urls(registry.probe(settings, pressed))}"
         except Exception as exc:  # shown next to the button, never breaks the page
-            checks[pressed] = f"❌ {exc}"
+            checks[pressed] = f"❌ {mask_urls(str(exc))}"
     st.rerun()
 
 st.subheader("Store")
 try:
-    st.json(services.store.health())
+    store_health = services.store.health()
 except Exception as exc:  # show, don't crash the page
     st.error(f"Store check failed: {exc}")
+else:
+    if store_health.get("status") == "damaged":
+        st.error("The store is damaged: " + "; ".join(str(p) for p in store_health.get("problems", [])[:3]) +
+                 ". Pages that read the damaged parts show a message instead. Restore the file from a "
+                 "backup, or move it aside to start a new one.")
+    else:
+        st.success("The store passed its integrity check.")
+    st.json(store_health)
 
 st.subheader("Domain pack")
 st.write(f"**{services.pack.name}** — {len(services.knowledge.articles())} articles in the knowledge "

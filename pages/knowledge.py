@@ -14,7 +14,7 @@ from components.knowledge import (
     render_import_preview,
     render_speech_status,
 )
-from components.runtime import get_services
+from components.runtime import get_services, store_safe, store_section
 from core.kb.admin import KBValidationError
 from core.kb.importers import BYTES_PER_MB, IMPORT_SUFFIXES, MAX_IMPORT_BYTES, commit_import, preview_import
 from core.store import StoreError
@@ -41,6 +41,7 @@ if "kb_flash" in state:
 
 
 @st.fragment(run_every=2.0)
+@store_safe
 def speech_status() -> None:
     render_speech_status(kb.speech_status())
 
@@ -48,7 +49,7 @@ def speech_status() -> None:
 speech_status()
 articles_tab, import_tab, search_tab = st.tabs(["Articles", "Import", "Search playground"])
 
-with articles_tab:
+with articles_tab, store_section():
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     words = c1.text_input("Filter", placeholder="words in the title, body or tags", key="kb_filter")
     tag = c2.selectbox("Tag", ["", *kb.tags()], format_func=lambda t: t or "any tag", key="kb_tag")
@@ -86,14 +87,20 @@ with articles_tab:
             state.pop("kb_confirm")
             st.rerun()
 
-with import_tab:
+with import_tab, store_section():
     render_import_help(MAX_IMPORT_BYTES // BYTES_PER_MB)
     files = st.file_uploader(
         "Files to import", type=[s.lstrip(".") for s in IMPORT_SUFFIXES], accept_multiple_files=True,
         key=f"kb_files_{state.kb_upload}",
     )
     if files:
-        preview = preview_import(kb, [(f.name, f) for f in files])
+        # one preview per upload, not one per rerun (a big file takes seconds to check);
+        # the import itself checks again against the KB as it is then
+        upload = tuple((f.file_id, f.name, f.size) for f in files)
+        if state.get("kb_preview_for") != upload:
+            state.kb_preview = preview_import(kb, [(f.name, f) for f in files])
+            state.kb_preview_for = upload
+        preview = state.kb_preview
         render_import_preview(preview)
         if st.button(f"Import {len(preview.rows)} articles", disabled=not preview.ok, type="primary"):
             try:
@@ -102,6 +109,7 @@ with import_tab:
                 render_errors(getattr(exc, "errors", None) or [str(exc)])
             else:
                 state.kb_upload += 1
+                state.pop("kb_preview_for", None)
                 done(f"Imported {len(saved_rows)} articles.")
 
 with search_tab:

@@ -7,7 +7,7 @@ import streamlit as st
 from components.calls import render_recording_notice
 from components.providers import render_degraded_banner
 from components.rtc import enable_loopback_ice, render_mic_capture
-from components.runtime import get_services
+from components.runtime import get_services, store_safe
 from components.transcript import fmt_offset, render_call_list, render_transcript
 from core.bridge import CaptureBridge
 
@@ -32,6 +32,7 @@ render_mic_capture("live", bridge)
 
 
 @st.fragment(run_every=services.settings.ui_poll_interval_s)
+@store_safe
 def live_panel() -> None:
     render_degraded_banner(services.provider_status())
     snap = bridge.snapshot()
@@ -67,6 +68,7 @@ live_panel()
 
 
 @st.fragment(run_every=2.0)
+@store_safe
 def recent_calls() -> None:
     st.subheader("Recent calls")
     render_call_list(services.store.list_calls(limit=20), services.store.segments)

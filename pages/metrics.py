@@ -8,7 +8,7 @@ import streamlit as st
 
 from components import metrics as ui
 from components.calls import demo_button, render_filters
-from components.runtime import get_services
+from components.runtime import get_services, store_section
 from core import analytics as an
 from core import costs
 from core.config import DEFAULT_PRICES
@@ -18,7 +18,8 @@ settings = services.settings
 store = services.store
 
 st.title("Metrics")
-everything = an.load(store)
+with store_section(stop_page=True):
+    everything = an.load(store)
 if everything.empty:
     st.info(
         "No calls yet. Have a conversation on the **Talk** page, or create demo history: "
@@ -34,7 +35,8 @@ dead_air_s = c2.number_input("Dead air from (s)", 0.5, 60.0, float(settings.dead
 prices = {**DEFAULT_PRICES, **settings.prices}
 price_as = c3.selectbox("Price calls as", ["providers used", "deepgram + openai + elevenlabs",
                                            "whisper + gemini + elevenlabs"], key="price_as")
-data = an.load(store, filters)
+with store_section(stop_page=True):
+    data = an.load(store, filters)
 if data.empty:
     st.info("No calls match these filters. Widen the date range or clear the source and disposition filters.")
     st.stop()

@@ -7,7 +7,7 @@ import streamlit as st
 from components.calls import render_recording_notice
 from components.providers import render_degraded_banner
 from components.rtc import AudioOutHolder, enable_loopback_ice, render_mic_capture
-from components.runtime import get_services
+from components.runtime import get_services, store_safe
 from components.transcript import render_transcript
 from components.turns import render_turn_metrics
 from core.bridge import CaptureBridge
@@ -36,6 +36,7 @@ render_mic_capture("talk", bridge, audio_out=st.session_state.talk_out)
 
 
 @st.fragment(run_every=services.settings.ui_poll_interval_s)
+@store_safe
 def conversation() -> None:
     render_degraded_banner(services.provider_status())
     snap = bridge.snapshot()

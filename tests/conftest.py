@@ -6,6 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# The fuzz suite (tests/unit/test_fuzz.py) in bounded time: examples per property and no
+# per-example deadline (a loaded CI machine is slow, not wrong). VC_FUZZ_EXAMPLES for more.
+hypothesis_settings.register_profile(
+    "fuzz", max_examples=int(os.environ.get("VC_FUZZ_EXAMPLES", "120")), deadline=None, database=None
+)
+hypothesis_settings.load_profile("fuzz")
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

@@ -69,6 +69,11 @@ def table(results: dict[str, Any]) -> str:
         for stage in ("endpointing", "stt", "reply_first_token", "tts_first_audio", "voice_to_voice"):
             rows.append((f"offline {stage} ms ({v['turns']} turns)", _ms(v[f"{stage}_ms_p50"]),
                          _ms(v[f"{stage}_ms_p95"]), targets.get(stage, "")))
+    if t := results.get("voice", {}).get("tts_first_audio"):
+        rows.append((f"Piper first audio alone ms ({t['pieces']} first pieces)", _ms(t["split_ms_p50"]),
+                     _ms(t["split_ms_p95"]), "p95 ≤ 150"))
+        rows.append(("  the same, first sentence rendered whole ms", _ms(t["whole_ms_p50"]), _ms(t["whole_ms_p95"]),
+                     f"before the split; {t['speedup_p50']:.1f}× slower (p50)"))
     if c := results.get("cloud"):
         rows.append(("simulated cloud voice-to-voice ms", _ms(c["voice_to_voice_ms_p50"]), _ms(c["voice_to_voice_ms_p95"]), ""))
         rows.append(("  overhead over providers ms", _ms(c["overhead_ms_p50"]), _ms(c["overhead_ms_p95"]), "p95 ≤ 30"))

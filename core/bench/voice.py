@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 import threading
@@ -256,6 +257,61 @@ def caller_turns_of(services: Services) -> list[list[str]]:
     return [list(c["caller_turns"]) for c in convs]
 
 
+def first_pieces(services: Services, caller_turns: list[str]) -> list[str]:
+    """The first piece the agent would voice for each caller turn (as a turn cuts it)."""
+    from core.agent.chunker import SentenceChunker
+
+    out = []
+    for text in caller_turns:
+        conversation = Conversation()
+        conversation.add("caller", text)
+        responder = services.new_responder()
+
+        async def reply(conversation: Conversation = conversation) -> str:
+            return "".join([d async for d in responder.stream(conversation)])
+
+        reply_text = asyncio.run(reply())
+        chunker = SentenceChunker()
+        pieces = chunker.feed(reply_text) + chunker.flush()
+        if pieces:
+            out.append(VoiceAgent._said(pieces[0], continues=len(pieces) > 1))
+    return out
+
+
+def tts_first_audio(pieces: list[str], rounds: int = 3) -> dict:
+    """Piper alone: first audio of a reply's first piece, cache bypassed, from the text to
+    the first chunk. ``split``: the product (encoder, then the flow and decoder on the
+    first span of frames); ``whole``: the first sentence rendered whole before its first
+    sample (before the split). Interleaved piece by piece, so both see the same machine."""
+    from core.tts.piper import PiperTTS
+
+    tts = PiperTTS(cache_size=0)
+
+    async def first_chunk(text: str) -> float:
+        started = time.perf_counter()
+        async for _ in tts.stream(text):
+            break
+        return (time.perf_counter() - started) * 1000.0
+
+    def whole(text: str) -> float:
+        started = time.perf_counter()
+        tts.render(tts.sentences(text)[0])
+        return (time.perf_counter() - started) * 1000.0
+
+    split_ms, whole_ms = [], []
+    for _ in range(rounds):
+        for text in pieces:
+            split_ms.append(asyncio.run(first_chunk(text)))
+            whole_ms.append(whole(text))
+    ratio = [w / s for w, s in zip(whole_ms, split_ms, strict=True) if s > 0]
+    return {
+        "pieces": len(pieces), "rounds": rounds,
+        "split_ms_p50": pct(split_ms, 50), "split_ms_p95": pct(split_ms, 95),
+        "whole_ms_p50": pct(whole_ms, 50), "whole_ms_p95": pct(whole_ms, 95),
+        "speedup_p50": pct(ratio, 50),
+    }
+
+
 def run(turns: int = 50, barge_questions: int = 8, echo_gain: float = 0.3, pack: Path | None = None) -> dict:
     """Voice-to-voice over ``turns`` turns and the false barge-in checks, on a fresh store."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -267,6 +323,8 @@ def run(turns: int = 50, barge_questions: int = 8, echo_gain: float = 0.3, pack:
         caller_turns = [t for c in convs for t in c]
         questions = [c[0] for c in convs][:barge_questions]
         results = {"voice_to_voice": voice_to_voice(services, caller_turns, turns)}
+        if services.settings.tts_provider == "piper":
+            results["tts_first_audio"] = tts_first_audio(first_pieces(services, caller_turns))
         if barge_questions:
             results["backchannels"] = false_barge_ins(services, questions, 0.0)
             results["echo"] = false_barge_ins(services, questions, echo_gain)
@@ -294,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     for stage in STAGES:
         p50, p95 = v[f"{stage}_p50"], v[f"{stage}_p95"]
         print(f"{stage[:-3]:<24}{p50 or 0:>8.0f}{p95 or 0:>8.0f}")
+    if t := results.get("tts_first_audio"):
+        print(f"Piper first audio of a first piece, alone ({t['pieces']} pieces × {t['rounds']}): "
+              f"p50 {t['split_ms_p50']:.0f} / p95 {t['split_ms_p95']:.0f} ms; rendered whole first: "
+              f"p50 {t['whole_ms_p50']:.0f} / p95 {t['whole_ms_p95']:.0f} ms ({t['speedup_p50']:.1f}× sooner)")
     for name in ("backchannels", "echo"):
         if name not in results:
             continue

@@ -83,12 +83,39 @@ def slugify(title: str) -> str:
 def split_labels(value: str | Iterable[str]) -> tuple[str, ...]:
     """Labels from ``"a, b; c"`` or a list of such; trimmed, empty and repeated ones dropped."""
     parts = [value] if isinstance(value, str) else [str(v) for v in value]
-    items = [item for part in parts for item in _TAG_SPLIT.split(part)]
-    out: list[str] = []
-    for item in (i.strip() for i in items):
-        if item and item not in out:
-            out.append(item)
-    return tuple(out)
+    items = (item.strip() for part in parts for item in _TAG_SPLIT.split(part))
+    return tuple(dict.fromkeys(item for item in items if item))  # linear: a file can hold 100,000 labels
+
+
+class IdMaker:
+    """New article ids from titles, unique against ``taken``: ``article``, ``article-2``, …
+
+    Each slug remembers the next number to try, so N rows with the same title cost O(N)
+    in all (counting up from 2 for every row made a 10,000-row import take 10 s).
+    """
+
+    def __init__(self, taken: Iterable[str] = ()):
+        self.taken = set(taken)
+        self._next: dict[str, int] = {}
+
+    def claim(self, article_id: str) -> str:
+        self.taken.add(article_id)
+        return article_id
+
+    def __call__(self, title: str) -> str:
+        base = slugify(title)
+        n = self._next.get(base, 1)
+        candidate = self._numbered(base, n)
+        while candidate in self.taken:
+            n += 1
+            candidate = self._numbered(base, n)
+        self._next[base] = n + 1
+        return self.claim(candidate)
+
+    @staticmethod
+    def _numbered(base: str, n: int) -> str:
+        suffix = "" if n == 1 else f"-{n}"
+        return base[: MAX_ID_CHARS - len(suffix)] + suffix
 
 
 def as_article(record: ArticleRecord) -> Article:
@@ -194,7 +221,7 @@ class KnowledgeBase:
         within ``drafts`` (ignoring case).
         """
         live = {r.id: r for r in self.store.list_articles()}
-        taken_ids = {r.id for r in self.store.list_articles(include_deleted=True)}
+        new_id = IdMaker({r.id for r in self.store.list_articles(include_deleted=True)})
         by_title = {r.title.casefold(): r for r in live.values()}
         batch_titles: dict[str, int] = {}
         batch_ids: dict[str, int] = {}
@@ -214,8 +241,7 @@ class KnowledgeBase:
             if title and key in batch_titles:
                 errors.append(f"duplicate title {title!r} (also item {batch_titles[key]} of this batch)")
             batch_titles.setdefault(key, n)
-            article_id = draft.id or self._new_id(title, taken_ids)
-            taken_ids.add(article_id)
+            article_id = new_id.claim(draft.id) if draft.id else new_id(title)
             record = ArticleRecord(
                 id=article_id,
                 title=title,
@@ -256,14 +282,6 @@ class KnowledgeBase:
                 f"id {draft.id[:50]!r} is not valid: use up to {MAX_ID_CHARS} letters, digits, '-', '_' or '.'"
             )
         return errors
-
-    @staticmethod
-    def _new_id(title: str, taken: set[str]) -> str:
-        base = slugify(title)
-        candidate, n = base, 2
-        while candidate in taken:
-            candidate, n = f"{base}-{n}", n + 1
-        return candidate
 
     # --- changes ---------------------------------------------------------------------
     def save(self, draft: ArticleDraft, source: str = "editor") -> ArticleRecord:

@@ -14,7 +14,14 @@ Formats:
 * ``.json``: a list of objects with the same fields (or ``{"articles": [...]}``).
 
 Files must be UTF-8. The whole import is at most ``MAX_IMPORT_BYTES``, checked from the
-file sizes before anything is read (and again for a .zip's unpacked size).
+file sizes before anything is read (and again for a .zip's unpacked size), and at most
+``MAX_IMPORT_ARTICLES`` articles, counted before any is checked.
+
+Hostile files get a message, never a traceback: YAML aliases are refused (a few hundred
+bytes of nested ``*alias`` lists expand to gigabytes), front matter is at most
+``MAX_FRONT_MATTER_CHARS``, labels must be text (not nested lists), JSON ``NaN`` and
+``Infinity`` are refused, and a damaged, encrypted or unsupported .zip member, a too-deeply
+nested document or a number too long to read is reported against its file.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -34,6 +43,7 @@ from core.store import ArticleRecord
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024  # 10 MiB for one import, all files together
 MAX_IMPORT_ARTICLES = 5000
+MAX_FRONT_MATTER_CHARS = 8_000
 BYTES_PER_MB = 1024 * 1024
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 IMPORT_SUFFIXES = (*MARKDOWN_SUFFIXES, ".csv", ".json", ".zip")
@@ -43,6 +53,9 @@ MARKDOWN_NO_TITLE = "no title: start the file with a '# Title' line or front mat
 _FIELDS_HELP = f"{', '.join(REQUIRED_FIELDS)} (optional: {', '.join(OPTIONAL_FIELDS)})"
 
 Upload = tuple[str, IO[bytes]]  # (file name, binary stream)
+Found = list[tuple[str, ArticleDraft, list[str]]]
+
+log = logging.getLogger(__name__)
 
 
 class ImportFileError(ValueError):
@@ -121,22 +134,28 @@ def decode(data: bytes, name: str) -> str:
         ) from exc
 
 
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
 def _draft(values: dict[str, Any], source: str) -> tuple[ArticleDraft, list[str]]:
     errors = []
     for key in ("title", "body", "id", "category"):
-        if values.get(key) is not None and not isinstance(values[key], str | int | float):
+        if values.get(key) is not None and not _is_text(values[key]):
             errors.append(f"{key!r} must be text")
     for key in ("tags", "intents"):
-        if values.get(key) is not None and not isinstance(values[key], str | list):
-            errors.append(f"{key!r} must be text or a list")
+        v = values.get(key)
+        if v is not None and not (_is_text(v) or (isinstance(v, list) and all(_is_text(i) for i in v))):
+            errors.append(f"{key!r} must be text or a list of text")
+            values = {**values, key: None}
 
     def text(key: str) -> str:
         v = values.get(key)
-        return str(v).strip() if isinstance(v, str | int | float) else ""
+        return str(v).strip() if _is_text(v) else ""
 
     def labels(key: str) -> tuple[str, ...]:
         v = values.get(key)
-        return split_labels(v) if isinstance(v, str | list) else ()
+        return split_labels(v if isinstance(v, list) else str(v)) if v is not None else ()
 
     draft = ArticleDraft(
         title=text("title"),
@@ -150,6 +169,35 @@ def _draft(values: dict[str, Any], source: str) -> tuple[ArticleDraft, list[str]
     return draft, errors
 
 
+class _FrontMatterLoader(yaml.SafeLoader):
+    """Safe YAML without aliases: ``*name`` is an error, so nothing can expand."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in front matter", mark)
+        return super().compose_node(parent, index)
+
+
+def _front_matter(text: str) -> Any:
+    """The front matter's value.
+
+    Raises:
+        ValueError: too long, not valid YAML, an alias, nested too deeply, or a number
+            too long to read (the message says which).
+    """
+    if len(text) > MAX_FRONT_MATTER_CHARS:
+        raise ValueError(f"front matter is {len(text):,} characters; the limit is {MAX_FRONT_MATTER_CHARS:,}")
+    try:
+        return yaml.load(text, Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader without aliases
+    except yaml.YAMLError as exc:
+        raise ValueError(f"front matter is not valid YAML ({' '.join(str(exc).split())[:200]})") from exc
+    except RecursionError as exc:
+        raise ValueError("front matter is nested too deeply") from exc
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise ValueError(f"front matter has a value that cannot be read ({str(exc)[:120]})") from exc
+
+
 def parse_markdown(text: str, name: str) -> tuple[ArticleDraft, list[str]]:
     """One article from a Markdown file (front matter and/or a ``# Title`` first line)."""
     meta: Any = {}
@@ -159,10 +207,9 @@ def parse_markdown(text: str, name: str) -> tuple[ArticleDraft, list[str]]:
         if len(parts) < 3:
             return _draft({}, f"import:{name}")[0], ["front matter is not closed by a '---' line"]
         try:
-            meta = yaml.safe_load(parts[1]) or {}
-        except yaml.YAMLError as exc:
-            first = str(exc).splitlines()[0]
-            return _draft({}, f"import:{name}")[0], [f"front matter is not valid YAML ({first})"]
+            meta = _front_matter(parts[1]) or {}
+        except ValueError as exc:
+            return _draft({}, f"import:{name}")[0], [str(exc)]
         if not isinstance(meta, dict):
             return _draft({}, f"import:{name}")[0], ["front matter must be 'key: value' lines"]
         body = parts[2]
@@ -174,7 +221,7 @@ def parse_markdown(text: str, name: str) -> tuple[ArticleDraft, list[str]]:
     return _draft(values, f"import:{name}")
 
 
-def parse_csv(text: str, name: str) -> list[tuple[str, ArticleDraft, list[str]]]:
+def parse_csv(text: str, name: str) -> Found:
     """Articles from CSV text with a header row.
 
     Raises:
@@ -197,10 +244,12 @@ def parse_csv(text: str, name: str) -> list[tuple[str, ArticleDraft, list[str]]]
             raise ImportFileError(
                 f"{name} has the wrong columns: expected {_FIELDS_HELP}; found {', '.join(header)}"
             )
-        out = []
+        out: Found = []
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue
+            if len(out) > MAX_IMPORT_ARTICLES:  # enough to say it is over the limit
+                break
             where = f"{name} line {reader.line_num}"
             draft, errors = _draft(dict(zip(columns, row, strict=False)), f"import:{name}")
             if len(row) != len(columns):
@@ -211,22 +260,30 @@ def parse_csv(text: str, name: str) -> list[tuple[str, ArticleDraft, list[str]]]
         raise ImportFileError(f"{name} line {reader.line_num} is not valid CSV: {exc}") from exc
 
 
-def parse_json(text: str, name: str) -> list[tuple[str, ArticleDraft, list[str]]]:
+def _no_constant(value: str) -> Any:
+    raise ValueError(f"{value} is not a value an article can have")
+
+
+def parse_json(text: str, name: str) -> Found:
     """Articles from a JSON list of objects (or ``{"articles": [...]}``).
 
     Raises:
         ImportFileError: not JSON, or not a list.
     """
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ImportFileError(f"{name} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
+    except RecursionError as exc:
+        raise ImportFileError(f"{name} is nested too deeply to be a list of articles") from exc
+    except ValueError as exc:  # NaN/Infinity, or an integer of thousands of digits
+        raise ImportFileError(f"{name} is not valid JSON for an import: {str(exc)[:160]}") from exc
     if isinstance(data, dict) and isinstance(data.get("articles"), list):
         data = data["articles"]
     if not isinstance(data, list):
         raise ImportFileError(f'{name} must hold a list of articles (or {{"articles": [...]}}) with {_FIELDS_HELP}')
-    out = []
-    for n, item in enumerate(data, start=1):
+    out: Found = []
+    for n, item in enumerate(data[: MAX_IMPORT_ARTICLES + 1], start=1):
         where = f"{name} item {n}"
         if not isinstance(item, dict):
             out.append((where, _draft({}, f"import:{name}")[0], [f"is a {type(item).__name__}, not an object"]))
@@ -239,10 +296,27 @@ def parse_json(text: str, name: str) -> list[tuple[str, ArticleDraft, list[str]]
     return out
 
 
-def _read_zip(data: bytes, name: str) -> list[tuple[str, ArticleDraft, list[str]]]:
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, member: str) -> bytes:
+    """A .zip member's bytes.
+
+    Raises:
+        ImportFileError: encrypted, damaged or packed with a method Python cannot read.
+    """
+    try:
+        return archive.read(info)
+    except NotImplementedError as exc:  # Deflate64, PPMd, ...
+        raise ImportFileError(f"{member} is packed with a method that cannot be read ({exc}); "
+                              "zip it again with the standard method (Deflate)") from exc
+    except RuntimeError as exc:  # zipfile's "is encrypted, password required"
+        raise ImportFileError(f"{member} is encrypted; zip it again without a password") from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise ImportFileError(f"{member} is damaged in the .zip ({str(exc)[:100]}); zip it again") from exc
+
+
+def _read_zip(data: bytes, name: str) -> Found:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
         raise ImportFileError(f"{name} is not a valid .zip file") from exc
     with archive:
         members = [
@@ -254,15 +328,21 @@ def _read_zip(data: bytes, name: str) -> list[tuple[str, ArticleDraft, list[str]
             raise ImportFileError(f"{name} unpacks to {_mb(unpacked)}; the limit is {_mb(MAX_IMPORT_BYTES)}")
         if not members:
             raise ImportFileError(f"{name} holds no Markdown (.md) files")
-        out = []
+        if len(members) > MAX_IMPORT_ARTICLES:  # before reading any of them
+            raise ImportFileError(f"{name} holds {len(members):,} Markdown files; the limit is "
+                                  f"{MAX_IMPORT_ARTICLES:,} articles in one import")
+        out: Found = []
         for info in sorted(members, key=lambda i: i.filename):
             member = f"{name}/{info.filename}"
-            draft, errors = parse_markdown(decode(archive.read(info), member), member)
+            try:
+                draft, errors = parse_markdown(decode(_read_member(archive, info, member), member), member)
+            except ImportFileError as exc:
+                draft, errors = _draft({}, f"import:{member}")[0], [str(exc)]
             out.append((member, draft, errors))
         return out
 
 
-def _parse_file(name: str, data: bytes) -> list[tuple[str, ArticleDraft, list[str]]]:
+def _parse_file(name: str, data: bytes) -> Found:
     lower = name.lower()
     if lower.endswith(".zip"):
         return _read_zip(data, name)
@@ -295,9 +375,11 @@ def preview_import(kb: KnowledgeBase, files: Sequence[Upload]) -> ImportPreview:
             f"{what} {'is' if len(files) == 1 else 'are'} {_mb(total)}; an import can be at most "
             f"{_mb(MAX_IMPORT_BYTES)}: split it into smaller files",
         ))
-    found: list[tuple[str, ArticleDraft, list[str]]] = []
+    found: Found = []
     file_errors: list[str] = []
     for name, stream in files:
+        if len(found) > MAX_IMPORT_ARTICLES:
+            break
         data = stream.read(MAX_IMPORT_BYTES + 1)
         try:
             if len(data) > MAX_IMPORT_BYTES:  # the stream's size was wrong
@@ -305,8 +387,13 @@ def preview_import(kb: KnowledgeBase, files: Sequence[Upload]) -> ImportPreview:
             found.extend(_parse_file(name, data))
         except ImportFileError as exc:
             file_errors.append(str(exc))
-    if len(found) > MAX_IMPORT_ARTICLES:
-        file_errors.append(f"{len(found)} articles in one import; the limit is {MAX_IMPORT_ARTICLES}")
+        except Exception:  # noqa: BLE001 - whatever else a hostile file does: a message, not a traceback
+            log.exception("import of an uploaded file failed")
+            file_errors.append(f"{name} could not be read as an import; check that it is a valid "
+                               f"{name.rsplit('.', 1)[-1]} file")
+    if len(found) > MAX_IMPORT_ARTICLES:  # refused before any row is checked
+        return ImportPreview(errors=(*file_errors, f"more than {MAX_IMPORT_ARTICLES:,} articles in one import; "
+                                                   "split it into smaller imports"))
     if not found and not file_errors:
         file_errors.append("no articles found in the files")
     planned = kb.plan([draft for _, draft, _ in found], source="import")

@@ -355,14 +355,31 @@ class PostgresStore(PostgresArticleTable, PostgresCallQueries):
     # --- admin ----------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         t = time.perf_counter()
-        rows = self._query("SELECT COUNT(*) AS n FROM calls")
+        problems = self.integrity_problems()
+        try:
+            calls: int | str = int(self._query("SELECT COUNT(*) AS n FROM calls")[0]["n"])
+        except StoreError as exc:
+            calls = f"unreadable: {exc}"
         return {
             "backend": "postgres",
             "target": self.target,
             "schema_version": self.schema_version,
-            "calls": int(rows[0]["n"]),
+            "status": "damaged" if problems else "ok",
+            "problems": problems,
+            "calls": calls,
             "latency_ms": round((time.perf_counter() - t) * 1000, 2),
         }
+
+    def integrity_problems(self) -> list[str]:
+        """Tables the server cannot read (Postgres checks its own pages; this finds a
+        missing or unreadable table)."""
+        problems = []
+        for table in ("calls", "segments", "events", "utterance_timings", "turns", "articles"):
+            try:
+                self._query(f"SELECT 1 FROM {table} LIMIT 1")  # noqa: S608 - fixed table names
+            except StoreError as exc:
+                problems.append(f"{table}: {exc}")
+        return problems
 
     def close(self) -> None:
         with self._conns_lock:

