@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -257,6 +258,10 @@ def caller_turns_of(services: Services) -> list[list[str]]:
     return [list(c["caller_turns"]) for c in convs]
 
 
+async def _reply(responder: Any, conversation: Conversation) -> str:
+    return "".join([d async for d in responder.stream(conversation)])
+
+
 def first_pieces(services: Services, caller_turns: list[str]) -> list[str]:
     """The first piece the agent would voice for each caller turn (as a turn cuts it)."""
     from core.agent.chunker import SentenceChunker
@@ -265,12 +270,7 @@ def first_pieces(services: Services, caller_turns: list[str]) -> list[str]:
     for text in caller_turns:
         conversation = Conversation()
         conversation.add("caller", text)
-        responder = services.new_responder()
-
-        async def reply(conversation: Conversation = conversation) -> str:
-            return "".join([d async for d in responder.stream(conversation)])
-
-        reply_text = asyncio.run(reply())
+        reply_text = asyncio.run(_reply(services.new_responder(), conversation))
         chunker = SentenceChunker()
         pieces = chunker.feed(reply_text) + chunker.flush()
         if pieces:
