@@ -39,6 +39,89 @@ def enable_loopback_ice() -> None:
     _PATCHED = True
 
 
+# A media end this soon before the user's Stop reaches the server is that Stop.
+STOP_GRACE_S = 2.0
+# A consent check (RFC 7675) whose answer arrives within this long still counts.
+CONSENT_ANSWER_WINDOW_RETRANSMISSIONS = 3  # answers accepted for 0.5+1+2+4 = 7.5 s
+_CONSENT_PATCHED = False
+
+
+def tolerate_late_consent_answers() -> None:
+    """Keep a call whose consent answers are late, not missing.
+
+    aioice sends each consent check once and gives it 0.5 s (``retransmissions=0``);
+    six misses in a row (about 30 s) close the connection. aiortc reads the peer's
+    datagrams on Streamlit's event loop one per loop turn, so with several two-way
+    calls the socket queue holds seconds of RTP and every answer is "late": each Talk
+    call was cut at 31-41 s (status ``ended``, no error) with four concurrent calls.
+    Retransmitting the check (same transaction id) lets a late answer count; a browser
+    that is really gone still fails the checks and ends the call.
+    """
+    global _CONSENT_PATCHED
+    if _CONSENT_PATCHED:
+        return
+    import asyncio
+    import logging
+    import random
+
+    import aioice.ice
+    from aioice import stun
+
+    log = logging.getLogger(__name__)
+    needed = ("query_consent", "build_request", "close")
+    if not all(hasattr(aioice.ice.Connection, n) for n in needed) or not hasattr(aioice.ice, "CONSENT_FAILURES"):
+        log.warning("aioice changed: ICE consent checks keep their library behaviour")
+        _CONSENT_PATCHED = True
+        return
+
+    async def query_consent(self: aioice.ice.Connection) -> None:
+        assert self.remote_password is not None
+        failures = 0
+        while True:
+            await asyncio.sleep(aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
+            for pair in self._nominated.values():
+                request = self.build_request(pair, nominate=False)
+                try:
+                    await pair.protocol.request(
+                        request, pair.remote_addr,
+                        integrity_key=self.remote_password.encode("utf8"),
+                        retransmissions=CONSENT_ANSWER_WINDOW_RETRANSMISSIONS,
+                    )
+                    failures = 0
+                except stun.TransactionError:
+                    failures += 1
+                    log.warning("ICE consent check unanswered (%d in a row)", failures)
+                if failures >= aioice.ice.CONSENT_FAILURES:
+                    log.warning("ICE consent expired: closing the connection")
+                    self.consent_expired = True  # read by end_reason()
+                    self._query_consent_task = None
+                    return await self.close()
+
+    aioice.ice.Connection.query_consent = query_consent
+    _CONSENT_PATCHED = True
+
+
+def end_reason(ctx: Any) -> str:
+    """Why the media of ``ctx`` (a WebRtcStreamerContext) ended without the user's Stop."""
+    worker = ctx._get_worker() if ctx is not None and hasattr(ctx, "_get_worker") else None
+    pc = getattr(worker, "pc", None)
+    if pc is None:
+        return "the connection was reset on the server before Stop (page rerun or signalling timeout)"
+    ice, conn = pc.iceConnectionState, pc.connectionState
+    consent = any(
+        getattr(getattr(t, "_connection", None), "consent_expired", False)
+        for t in getattr(pc, "_RTCPeerConnection__iceTransports", ())
+    )
+    if consent:
+        return f"the browser stopped answering ICE consent checks for 30 s (ICE {ice}): connection lost"
+    if ice in ("failed", "disconnected", "closed"):
+        return f"the WebRTC connection was lost (ICE {ice}, connection {conn})"
+    return (
+        f"the server stopped the media while the connection was up (ICE {ice}): "
+        "the browser tab was closed, the page was left, or the session was reset"
+    )
+
+
 class AudioOutHolder:
     """Forwards agent audio to the current WebRTC session's PCM source.
 
@@ -75,10 +158,19 @@ def render_mic_capture(
         webrtc_streamer,
     )
 
+    tolerate_late_consent_answers()
+    holder: dict[str, Any] = {}  # the context, once webrtc_streamer has made it
+
+    def media_ended() -> None:  # aiortc's loop: every end that is not the user's Stop
+        bridge.fail(end_reason(holder.get("ctx")), grace_s=STOP_GRACE_S)
+
+    def state_changed() -> None:  # script thread, before the worker is torn down
+        state = st.session_state[key].state
+        if not state.playing and not state.signalling:
+            bridge.close()  # Stop pressed (or the browser itself gave up): "ended"
+
     try:
-        sink = create_audio_sink_track(
-            callback=bridge.on_frame, key=f"{key}-sink", on_ended=lambda: bridge.close(wait=False)
-        )
+        sink = create_audio_sink_track(callback=bridge.on_frame, key=f"{key}-sink", on_ended=media_ended)
         source = (
             create_pcm_audio_source_track(key=f"{key}-out", sample_rate=output_rate_hz)
             if audio_out is not None
@@ -97,7 +189,10 @@ def render_mic_capture(
         sink_audio_track=sink,
         source_audio_track=source.track if source is not None else None,
         sendback_video=False,
+        on_change=state_changed,
     )
+    holder["ctx"] = ctx
     if not ctx.state.playing and not ctx.state.signalling and bridge.session is not None:
-        bridge.close()
+        # stopped without a Stop event reaching this session (context reset on a rerun)
+        bridge.fail("the capture stopped without Stop (the widget was reset)")
     return bool(ctx.state.playing)

@@ -7,15 +7,18 @@ ignored instead of opening a new call.
 
 from __future__ import annotations
 
+import functools
+import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from core.session import SessionSnapshot, VoiceSession
 from core.store import StoreError
 
 STRAGGLER_WINDOW_S = 1.5
+log = logging.getLogger(__name__)
 
 
 class CaptureBridge:
@@ -47,16 +50,43 @@ class CaptureBridge:
         session.push_frame(frame)
 
     def close(self, wait: bool = True) -> None:
-        """End the current session (Stop pressed, tab closed, track ended)."""
+        """The user pressed Stop: end the current session normally ("ended")."""
+        self._end(wait, "ended", None)
+
+    def fail(self, reason: str, wait: bool = False, grace_s: float = 0.0) -> None:
+        """The media went away without Stop (connection lost, tab closed, page left,
+        worker reset): end the current session as "failed" with ``reason``.
+
+        With ``grace_s``, the session is failed only if it is still open then: a Stop
+        pressed at the same moment (the browser closes its connection as it sends Stop)
+        arrives as :meth:`close` meanwhile and the call is "ended".
+        """
+        if grace_s <= 0:
+            self._end(wait, "failed", reason)
+            return
+        session = self.session
+        if session is None:
+            return
+        timer = threading.Timer(grace_s, self._end, args=(True, "failed", reason, session))
+        timer.daemon = True
+        timer.start()
+
+    def _end(
+        self, wait: bool, status: Literal["ended", "failed"], error: str | None, only: VoiceSession | None = None
+    ) -> None:
         with self._lock:
+            if only is not None and self.session is not only:
+                return  # closed (or replaced) meanwhile
             session, self.session = self.session, None
             self._closed_at = time.monotonic()
         if session is None:
             return
+        log.info("capture ended", extra={"call_id": session.call_id, "status": status, "reason": error})
+        stop = functools.partial(session.stop, status=status, error=error)
         if wait:
-            session.stop()
+            stop()
         else:
-            threading.Thread(target=session.stop, name="session-stop", daemon=True).start()
+            threading.Thread(target=stop, name="session-stop", daemon=True).start()
 
     def snapshot(self) -> SessionSnapshot | None:
         session = self.session

@@ -409,6 +409,14 @@ class Services:
             self.sessions[call_id] = session
             if agent is not None:
                 self.agents[call_id] = agent
+        # Ended calls are dropped when they end, not when the next call starts: an idle
+        # server must not keep the last calls' sessions, agents and audio buffers.
+        session.add_done_callback(lambda: self._forget(call_id))
+
+    def _forget(self, call_id: str) -> None:
+        with self._lock:
+            self.sessions.pop(call_id, None)
+            self.agents.pop(call_id, None)
 
     def agent_config(self, **overrides: Any) -> AgentConfig:
         """The agent's turn-taking settings from configuration (``overrides`` win)."""

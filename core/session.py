@@ -171,6 +171,7 @@ class VoiceSession:
         self._lock = threading.Lock()
         self._m = _Mutable()
         self._listeners: list[Callable[[SessionEvent], None]] = []
+        self._done_callbacks: list[Callable[[], None]] = []
         self.events: queue.Queue[SessionEvent] = queue.Queue(maxsize=RECENT_EVENTS)
         self._pushed = 0
         self._processed = 0
@@ -181,6 +182,10 @@ class VoiceSession:
         self._ready = threading.Event()
         self._done = threading.Event()
         self._stop_requested = False
+        # how the call ends when stop() asks for it: "failed" with a reason when the
+        # connection was lost rather than ended by the user (see CaptureBridge.fail)
+        self._end_status: Literal["ended", "failed"] = "ended"
+        self._end_error: str | None = None
         self._backlog_samples = 0
         # Frames handed over from other threads; the loop is woken once per batch.
         self._inbox: deque[tuple[Any, float] | None] = deque()
@@ -192,6 +197,20 @@ class VoiceSession:
     def add_listener(self, callback: Callable[[SessionEvent], None]) -> None:
         """Called on the session thread for every event; must be quick."""
         self._listeners.append(callback)
+
+    def add_done_callback(self, callback: Callable[[], None]) -> None:
+        """Called once, on the session's thread, after the call is closed in the store
+        (whatever ended it); lets registries drop the session at once."""
+        self._done_callbacks.append(callback)
+
+    def _run_done_callbacks(self) -> None:
+        for callback in self._done_callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("session done callback failed", extra={"call_id": self.call_id})
+        self._done_callbacks.clear()
+        self._listeners.clear()  # the agent's listener holds the agent and its buffers
 
     def start(self) -> str:
         """Create the call in the store and start the pipeline (its own thread, or a
@@ -265,10 +284,19 @@ class VoiceSession:
     def push_pcm(self, samples: Int16Array, sample_rate_hz: int = PIPELINE_SAMPLE_RATE_HZ) -> None:
         self.push_frame((np.asarray(samples, dtype=np.int16), sample_rate_hz))
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Finish the open utterance, persist everything and end the call. Idempotent."""
+    def stop(
+        self, timeout_s: float = 10.0, *, status: Literal["ended", "failed"] = "ended",
+        error: str | None = None,
+    ) -> None:
+        """Finish the open utterance, persist everything and end the call. Idempotent.
+
+        ``status="failed"`` with ``error``: the call was cut off (connection lost, tab
+        gone), not ended by the user; what was said is still saved.
+        """
         if not self.running:
             return
+        if not self._stop_requested:  # the first reason wins
+            self._end_status, self._end_error = status, error
         self._stop_requested = True
         with self._lock:
             if self._m.state == "listening":
@@ -346,6 +374,7 @@ class VoiceSession:
         error: str | None = None
         try:
             loop.run_until_complete(self._run())
+            status, error = self._end_status, self._end_error
         except Exception as exc:  # a crash must not leave the call "active" forever
             status, error = self._crashed(exc)
         finally:
@@ -360,6 +389,7 @@ class VoiceSession:
             loop.close()
             self._loop = None
             self._done.set()
+            self._run_done_callbacks()
 
     async def _hosted_main(self) -> None:
         """The session on a shared loop: its own coroutine, nothing else of the loop's."""
@@ -367,6 +397,7 @@ class VoiceSession:
         error: str | None = None
         try:
             await self._run()
+            status, error = self._end_status, self._end_error
         except Exception as exc:
             status, error = self._crashed(exc)
         finally:
@@ -374,6 +405,7 @@ class VoiceSession:
             await self._host.blocking(self._close_call, status, error)
             self._loop = None
             self._done.set()
+            self._run_done_callbacks()
 
     def _crashed(self, exc: Exception) -> tuple[Literal["failed"], str]:
         error = f"{type(exc).__name__}: {exc}"
@@ -522,9 +554,10 @@ class VoiceSession:
                 return
             if item == ():
                 if now - last_audio > self._no_audio_timeout_s:
-                    self._record_error(
-                        f"no audio for {self._no_audio_timeout_s:.0f} s: the call was ended"
-                    )
+                    reason = f"no audio for {self._no_audio_timeout_s:.0f} s: the call was ended"
+                    self._record_error(reason)
+                    if not self._stop_requested:
+                        self._end_status, self._end_error = "failed", reason
                     handle(endpointer.finish())
                     await finalize_ended()
                     return

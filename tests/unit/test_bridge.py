@@ -50,3 +50,30 @@ def test_store_failure_is_reported_not_raised():
     bridge = CaptureBridge(failing)
     bridge.on_frame((silence(0.02), 16000))  # must not raise into aiortc's loop
     assert "locked" in bridge.error
+
+
+def _wait_status(store, call_id, status, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while store.get_call(call_id).status != status and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return store.get_call(call_id)
+
+
+def test_media_lost_without_stop_fails_the_call_with_the_reason(store):
+    bridge = CaptureBridge(opener(store))
+    bridge.on_frame((silence(0.02), 16000))
+    call_id = bridge.last_call_id
+    bridge.fail("the WebRTC connection was lost (ICE failed)", grace_s=0.05)
+    call = _wait_status(store, call_id, "failed")
+    assert call.status == "failed" and call.error == "the WebRTC connection was lost (ICE failed)"
+
+
+def test_a_stop_arriving_within_the_grace_is_a_normal_hang_up(store):
+    bridge = CaptureBridge(opener(store))
+    bridge.on_frame((silence(0.02), 16000))
+    call_id = bridge.last_call_id
+    bridge.fail("the WebRTC connection was lost (ICE closed)", grace_s=0.3)  # the browser closed as it sent Stop
+    bridge.close()  # ... and the Stop reaches the server
+    time.sleep(0.5)
+    call = store.get_call(call_id)
+    assert call.status == "ended" and not call.error

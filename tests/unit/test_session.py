@@ -209,12 +209,25 @@ def test_crash_marks_call_failed(store):
     assert any(isinstance(e, ErrorEvent) and e.fatal for e in drain(s))
 
 
-def test_no_audio_timeout_ends_the_call(store):
+def test_no_audio_timeout_fails_the_call_with_its_reason(store):
+    # nobody pressed Stop or hung up: the audio stopped arriving
     s = make(store, no_audio_timeout_s=0.2)
     call_id = s.start()
     assert s._done.wait(6)
-    assert store.get_call(call_id).status == "ended"
+    call = store.get_call(call_id)
+    assert call.status == "failed" and "no audio" in call.error
     assert any("no audio" in e for e in s.snapshot().errors)
+
+
+def test_a_stop_with_a_reason_fails_the_call_and_the_first_reason_wins(store):
+    s = make(store)
+    call_id = s.start()
+    feed(s, bursts(1))
+    s.stop(status="failed", error="the WebRTC connection was lost (ICE failed)")
+    s.stop()  # a later Stop does not turn it into a normal hang-up
+    call = store.get_call(call_id)
+    assert call.status == "failed" and "ICE failed" in call.error
+    assert [x.text for x in store.segments(call_id)] == ["my card is lost"]  # what was said is kept
 
 
 def test_frames_from_another_thread_and_48k_frames(store):
