@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8501
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-e2e lint eval bench bench-browser clean system-deps demo-data
+.PHONY: help run test test-unit test-e2e lint eval bench bench-browser soak clean system-deps demo-data
 
 help:
 	@echo "make run        install into $(VENV) and start the app on http://127.0.0.1:$(PORT)"
@@ -14,6 +14,7 @@ help:
 	@echo "make demo-data  past calls for the Metrics and Calls pages (scripted calls through the real pipeline)"
 	@echo "make bench      latency, overhead, concurrency, copilot and start-up benchmarks (docs/performance.md)"
 	@echo "make bench-browser  voice-to-voice in Chromium over RUNS Talk calls (default 10)"
+	@echo "make soak       many short Live and Talk calls in Chromium for SOAK_MINUTES (default 5): calls that end for no reason, memory, threads"
 	@echo "make lint       ruff"
 
 # torch first, pinned: that exact version resolves to a CPU build here; anything that
@@ -58,6 +59,12 @@ test-e2e: $(VENV)/.dev system-deps
 test: $(VENV)/.dev system-deps
 	$(BIN)/python -m pytest -q tests/unit tests/app tests/providers
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
+
+SOAK_MINUTES ?= 5
+SOAK_TABS ?= 4
+soak: $(VENV)/.dev system-deps
+	@mkdir -p bench-results
+	$(BIN)/python -m core.bench.soak --minutes $(SOAK_MINUTES) --tabs $(SOAK_TABS) --json bench-results/soak.json
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check core components pages tests app.py

@@ -27,7 +27,6 @@ import json
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import Future
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -215,7 +214,7 @@ class PiperTTS:
         for ids in self.sentences("Hello."):  # warm both sessions now, not mid-call
             self.render(ids)
         self.cache = PhraseCache(cache_size)
-        self._inflight: dict[str, Future[Int16Array]] = {}  # phrases being prepared
+        self._inflight: dict[str, _Ahead] = {}  # phrases being voiced ahead
         self._inflight_lock = threading.Lock()
 
     @property
@@ -276,22 +275,38 @@ class PiperTTS:
 
         return self.cache.through(text, whole)
 
+    def pieces(self, text: str) -> Iterator[Int16Array]:
+        """The audio of ``text`` span by span (blocking; see the module docstring)."""
+        for ids in self.sentences(text):
+            prior = self.prior(ids)
+            latent: np.ndarray | None = None
+            for start, stop in spans(self.frames(prior)):
+                if start == 0:  # the flow and the decoder on just the first span's frames
+                    yield self.first_span(prior, stop)
+                    continue
+                if latent is None:
+                    latent = self.latent(prior)
+                yield self.decode(latent, start, stop)
+
     def prepare(self, text: str) -> None:
         """Synthesise ``text`` into the phrase cache ahead of time (blocking): the agent
         does this for the first piece of a reply it writes during the caller's pause, so
         when the turn is taken the voice starts at once. A ``stream`` of the same text
-        meanwhile waits for this synthesis instead of repeating it."""
+        meanwhile plays this synthesis as it grows, span by span, instead of repeating it
+        or waiting for all of it."""
         key = self.cache.key(text)
         with self._inflight_lock:
             if key in self._inflight or self.cache.get(text) is not None:
                 return
-            future: Future[Int16Array] = Future()
-            self._inflight[key] = future
+            ahead = _Ahead()
+            self._inflight[key] = ahead
         try:
-            audio = self.synthesize(text)
-            future.set_result(audio)
-        except BaseException as exc:
-            future.set_exception(exc)
+            for audio in self.pieces(text):
+                ahead.add(audio)
+            self.cache.put(text, ahead.whole())
+            ahead.finish()
+        except BaseException:
+            ahead.finish(failed=True)
             raise
         finally:
             with self._inflight_lock:
@@ -300,36 +315,66 @@ class PiperTTS:
     async def stream(self, text: str, previous_text: str = "") -> AsyncIterator[Int16Array]:
         step = self.sample_rate_hz * CHUNK_MS // 1000
         cached = self.cache.get(text)
-        if cached is None:
-            with self._inflight_lock:
-                pending = self._inflight.get(self.cache.key(text))
-            if pending is not None:
-                try:
-                    cached = await asyncio.wrap_future(pending)
-                except Exception:  # noqa: BLE001 - the preparation failed: synthesise below
-                    cached = None
         if cached is not None:
             for i in range(0, cached.size, step):
                 yield cached[i : i + step]
                 await asyncio.sleep(0)
             return
+        with self._inflight_lock:
+            ahead = self._inflight.get(self.cache.key(text))
+        if ahead is not None:  # being voiced ahead: play it as it grows
+            played = 0
+            while True:
+                new, done, failed = await asyncio.to_thread(ahead.after, played)
+                if failed and played == 0:
+                    break  # nothing played yet: synthesise it here
+                if failed:
+                    raise TTSError("Piper synthesis failed part-way through a phrase voiced ahead")
+                for audio in new:
+                    played += 1
+                    for i in range(0, audio.size, step):
+                        yield audio[i : i + step]
+                        await asyncio.sleep(0)
+                if done:
+                    return
         rendered: list[Int16Array] = []
-        for ids in await asyncio.to_thread(self.sentences, text):
-            prior = await asyncio.to_thread(self.prior, ids)
-            latent: np.ndarray | None = None
-            for start, stop in spans(self.frames(prior)):  # each span plays while the next decodes
-                if start == 0:  # the flow and the decoder on just the first span's frames
-                    audio = await asyncio.to_thread(self.first_span, prior, stop)
-                else:
-                    if latent is None:
-                        latent = await asyncio.to_thread(self.latent, prior)
-                    audio = await asyncio.to_thread(self.decode, latent, start, stop)
-                rendered.append(audio)
-                for i in range(0, audio.size, step):
-                    yield audio[i : i + step]
-                    await asyncio.sleep(0)
+        pieces = self.pieces(text)
+        while (audio := await asyncio.to_thread(next, pieces, None)) is not None:  # each span plays while the next decodes
+            rendered.append(audio)
+            for i in range(0, audio.size, step):
+                yield audio[i : i + step]
+                await asyncio.sleep(0)
         if rendered:  # spoken to the end: keep it
             self.cache.put(text, np.concatenate(rendered))
+
+
+class _Ahead:
+    """A phrase being voiced ahead: its spans as they are made, readable meanwhile."""
+
+    def __init__(self) -> None:
+        self._parts: list[Int16Array] = []
+        self._done = self._failed = False
+        self._changed = threading.Condition()
+
+    def add(self, audio: Int16Array) -> None:
+        with self._changed:
+            self._parts.append(audio)
+            self._changed.notify_all()
+
+    def finish(self, failed: bool = False) -> None:
+        with self._changed:
+            self._done, self._failed = True, failed
+            self._changed.notify_all()
+
+    def whole(self) -> Int16Array:
+        with self._changed:
+            return np.concatenate(self._parts) if self._parts else np.zeros(0, np.int16)
+
+    def after(self, n: int) -> tuple[list[Int16Array], bool, bool]:
+        """Spans after the first ``n`` (waiting for one), and whether it is done / failed."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._parts) > n or self._done)
+            return self._parts[n:], self._done, self._failed
 
 
 _voice_lock = threading.Lock()

@@ -214,3 +214,25 @@ def test_cloud_bench_runs_the_product_chains_against_the_simulated_servers():
     for key in ("overhead_ms_p50", "overhead_reply_ms_p50", "first_clause_wait_ms_p50", "overhead_without_clause_ms_p50"):
         assert _finite(r[key]), key
     assert r["llm_requests"] >= r["matched_turns"]  # replies came through the OpenAI adapter
+
+
+def test_soak_counts_calls_that_ended_for_no_reason():
+    from core.bench.soak import judge
+
+    t = 1_000.0
+    entries = [
+        {"page": "live", "started": True, "stopped": True, "t_start": t},  # Stop pressed, ended: completed
+        {"page": "talk", "started": True, "stopped": False, "t_start": t + 1},  # ended without Stop: no reason
+        {"page": "talk", "started": True, "stopped": False, "t_start": t + 2},  # failed, with its reason
+        {"page": "live", "started": True, "stopped": True, "t_start": t + 3},  # Start, but no call was made
+    ]
+    calls = [
+        {"id": "a", "status": "ended", "error": None, "source": "browser", "started_at": t + 0.5, "ended_at": t + 20},
+        {"id": "b", "status": "ended", "error": None, "source": "talk", "started_at": t + 1.5, "ended_at": t + 33},
+        {"id": "c", "status": "failed", "error": "the WebRTC connection was lost (ICE failed)", "source": "talk",
+         "started_at": t + 2.5, "ended_at": t + 9},
+    ]
+    out = judge(entries, calls)
+    assert (out["calls_started"], out["calls_created"], out["calls_completed"], out["calls_failed"]) == (4, 3, 1, 1)
+    assert out["calls_ended_for_no_reason"] == 1 and out["start_without_call"] == 1
+    assert out["failure_reasons"] == ["the WebRTC connection was lost (ICE failed)"]

@@ -173,19 +173,39 @@ def _nodes(model):
     return [node for graph in _graphs(proto.graph) for node in graph.node]
 
 
-def test_piper_voices_a_phrase_ahead_and_a_stream_meanwhile_waits_for_it(piper, monkeypatch):
+def test_piper_voices_a_phrase_ahead_and_a_stream_meanwhile_plays_it_as_it_grows(piper, monkeypatch):
     import threading
 
-    text = "Let me look at both charges for you,"
-    renders = []
-    real_render = piper.render
-    monkeypatch.setattr(piper, "render", lambda ids: renders.append(1) or real_render(ids))
+    text = "Let me look at both charges for you, and at the fee as well"
+    encoded = []
+    real_prior = piper.prior
+    monkeypatch.setattr(piper, "prior", lambda ids: encoded.append(1) or real_prior(ids))
     worker = threading.Thread(target=piper.prepare, args=(text,))
     worker.start()
-    while not piper._inflight and not renders:
+    while not piper._inflight and not encoded:
         time.sleep(0.001)
     audio, _ = _collect(piper, text)  # started while the synthesis is under way
     worker.join()
-    assert len(renders) == 1 and audio.size > piper.sample_rate_hz // 2
-    _, first_ms = _collect(piper, text)
-    assert first_ms < 20 and len(renders) == 1
+    assert len(encoded) == 1 and audio.size > piper.sample_rate_hz  # synthesised once, by the preparation
+    again, first_ms = _collect(piper, text)
+    assert first_ms < 20 and len(encoded) == 1 and np.array_equal(again, audio)  # from the cache
+
+
+def test_a_stream_of_a_phrase_being_voiced_ahead_starts_with_its_first_span(piper):
+    from core.tts.piper import _Ahead
+
+    ahead = _Ahead()
+    piper._inflight[piper.cache.key("a phrase voiced ahead")] = ahead
+    span = np.ones(piper.sample_rate_hz // 5, np.int16)
+    ahead.add(span)  # only the first span is ready
+
+    async def first() -> np.ndarray:
+        async for chunk in piper.stream("a phrase voiced ahead"):
+            return chunk
+        return np.zeros(0, np.int16)
+
+    try:
+        assert asyncio.run(first()).size > 0  # played before the preparation is done
+    finally:
+        ahead.finish()
+        piper._inflight.clear()
