@@ -101,6 +101,59 @@ def tolerate_late_consent_answers() -> None:
     _CONSENT_PATCHED = True
 
 
+_OBSERVER_PATCHED = False
+
+
+def release_closed_tabs() -> None:
+    """Let a closed tab's session, and the threads watching it, go.
+
+    streamlit-webrtc watches each browser session on a thread that should end once the
+    session is garbage (it holds only a weak reference), but the loop keeps the session it
+    dereferenced in a local variable while it sleeps, so the session never becomes garbage
+    and the thread never ends: the soak left 9 such threads for 7 closed tabs, with their
+    sessions' state. The loop below is streamlit-webrtc's with that reference dropped
+    before each sleep.
+    """
+    global _OBSERVER_PATCHED
+    if _OBSERVER_PATCHED:
+        return
+    import logging
+
+    try:
+        from streamlit_webrtc import shutdown
+        from streamlit_webrtc._compat import AppSessionState
+    except ImportError:
+        return
+    observer = getattr(shutdown, "SessionShutdownObserver", None)
+    page_hash = getattr(shutdown, "_get_current_page_script_hash", None)
+    if observer is None or page_hash is None or not hasattr(observer, "_polling_thread_impl"):
+        _OBSERVER_PATCHED = True
+        return
+    log = logging.getLogger(__name__)
+
+    def polling(self: Any, app_session_ref: Any, initial_page_script_hash: str) -> None:
+        while True:
+            app_session = app_session_ref()
+            if not app_session:
+                break  # the session is gone: release what it used
+            if app_session._state == AppSessionState.SHUTDOWN_REQUESTED:
+                break
+            current = page_hash(app_session) if initial_page_script_hash else ""
+            if current and current != initial_page_script_hash:
+                break  # navigated to another page
+            del app_session  # only the weak reference while waiting
+            if self._polling_thread_stop_event.wait(1.0):
+                return
+        self._polling_thread_stop_event.set()
+        try:
+            self._callback()
+        except Exception:
+            log.exception("a WebRTC shutdown callback failed")
+
+    observer._polling_thread_impl = polling
+    _OBSERVER_PATCHED = True
+
+
 def end_reason(ctx: Any) -> str:
     """Why the media of ``ctx`` (a WebRtcStreamerContext) ended without the user's Stop."""
     worker = ctx._get_worker() if ctx is not None and hasattr(ctx, "_get_worker") else None
@@ -159,6 +212,7 @@ def render_mic_capture(
     )
 
     tolerate_late_consent_answers()
+    release_closed_tabs()
     holder: dict[str, Any] = {}  # the context, once webrtc_streamer has made it
 
     def media_ended() -> None:  # aiortc's loop: every end that is not the user's Stop

@@ -40,7 +40,42 @@ def _services(data_dir_env: str) -> Services:
     configure_logging(settings.log_level)
     services = build_services(settings)
     services.warm_up()  # the sentence model now; the rest in the background
+    _expire_closed_tabs()
     return services
+
+
+SESSION_SWEEP_S = 30.0
+
+
+def _expire_closed_tabs() -> None:
+    """Let Streamlit forget closed tabs' sessions on an idle server too.
+
+    Streamlit keeps a closed tab's session for ``server.disconnectedSessionTTL`` (120 s) so
+    the tab can reconnect, but removes an expired one only on the next write to its store,
+    i.e. when another tab connects; until then the session, its state and the threads
+    watching it stay. Expiring the store every :data:`SESSION_SWEEP_S` lets them go
+    (with :func:`components.rtc.release_closed_tabs`, which lets the watchers end).
+    """
+    import threading
+
+    try:
+        from streamlit.runtime import Runtime
+
+        manager = Runtime.instance()._session_mgr  # no public API for this: all guarded
+        lock, expire = manager._storage_lock, manager._session_storage._cache.expire
+    except Exception:  # noqa: BLE001 - not under `streamlit run` (AppTest), or Streamlit changed
+        return
+
+    def sweep() -> None:
+        while True:
+            threading.Event().wait(SESSION_SWEEP_S)
+            try:
+                with lock:
+                    expire()
+            except Exception:  # noqa: BLE001 - housekeeping must never take the server down
+                log.debug("could not expire closed sessions", exc_info=True)
+
+    threading.Thread(target=sweep, name="session-sweep", daemon=True).start()
 
 
 def get_services() -> Services:
