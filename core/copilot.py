@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.kb import KBSearch, SearchHit
-from core.reaper import reap_dead_calls
 from core.store import CallRecord, SegmentRecord, Store
 
 KB_TOP_K = 3
@@ -207,7 +206,7 @@ class CallCopilot:
 
 def active_calls(store: Store, stale_after_s: float) -> list[CallRecord]:
     """Active calls, newest first, after marking calls of dead processes failed."""
-    reap_dead_calls(store, stale_after_s)
+    store.reap_stale_calls(stale_after_s)  # cheap (read first); calls of dead processes: core.reaper.Reaper
     return store.list_calls(limit=50, status="active")
 
 
