@@ -274,7 +274,7 @@ class PiperTTS:
         """The whole of ``text`` at once (through the phrase cache)."""
 
         def whole(t: str) -> Int16Array:
-            parts = [self.render(ids) for ids in self.sentences(t)]
+            parts = list(self.pieces(t))
             return np.concatenate(parts) if parts else np.zeros(0, np.int16)
 
         return self.cache.through(text, whole)
