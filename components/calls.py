@@ -7,9 +7,9 @@ from typing import Any
 
 import streamlit as st
 
-from core import analytics as an
-from core.call_export import CallDetail, transcript_table, turns_table
-from core.text import without_remote_images
+from core.insights import analytics as an
+from core.insights.export import CallDetail, transcript_table, turns_table
+from core.language.text import without_remote_images
 
 DEFAULT_DAYS = 7
 DEMO_BUTTON_CALLS = 4
@@ -65,7 +65,7 @@ def _range(picked: Any) -> tuple[date | None, date | None]:
 def demo_button(services: Any, calls: int = DEMO_BUTTON_CALLS) -> None:
     """Create demo history from the page (runs scripted calls through the real pipeline)."""
     if st.button(f"Create {calls} demo calls", type="primary", key="demo_create"):
-        from core.demo import generate
+        from core.insights.demo import generate
 
         with st.status("Running scripted calls through the pipeline…", expanded=True) as status:
             generate(services, calls=calls, progress=lambda n, total, c: st.write(

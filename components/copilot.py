@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import streamlit as st
 
 from components.runtime import kb_markdown
-from core.copilot import IntentView, SentimentPoint, Surfaced
+from core.copilot.live import IntentView, SentimentPoint, Surfaced
 
 SENTIMENT_ICON = {"negative": "🙁", "neutral": "😐", "positive": "🙂"}
 

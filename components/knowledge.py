@@ -11,8 +11,8 @@ from components.runtime import kb_markdown
 from core.kb import SearchHit
 from core.kb.admin import ArticleDraft
 from core.kb.importers import ImportPreview
+from core.speech.stt.refresh import ModelStatus
 from core.store import ArticleRecord
-from core.stt.refresh import ModelStatus
 
 STATUS_ICON = {"ready": "✅", "pending": "⏳", "rebuilding": "🔄", "failed": "⚠️"}
 PASSAGE_PREVIEW_CHARS = 400

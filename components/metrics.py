@@ -1,4 +1,4 @@
-"""Metrics widgets: plotly charts of :mod:`core.analytics` tables, each with its CSV."""
+"""Metrics widgets: plotly charts of :mod:`core.insights.analytics` tables, each with its CSV."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.analytics import Table
+from core.insights.analytics import Table
 
 TIME_COLUMNS = ("bucket_start", "at", "started_at")
 CHART_HEIGHT_PX = 340

@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from core.config import ConfigError, Settings, load_settings
-from core.logs import configure_logging
-from core.pack import PackError
+from core.kb.pack import PackError
+from core.language.text import without_remote_images
+from core.ops.logs import configure_logging
 from core.services import Services, build_services
+from core.speech.stt import STTError
+from core.speech.tts import TTSError
 from core.store import StoreError
-from core.stt import STTError
-from core.text import without_remote_images
-from core.tts import TTSError
 
 
 def _secrets_overrides() -> dict[str, Any]:

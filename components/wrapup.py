@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import streamlit as st
 
 from components.transcript import fmt_offset
-from core.disposition import Taxonomy
-from core.text import without_remote_images
-from core.wrapup import Confirmed, WrapUp
+from core.copilot.disposition import Taxonomy
+from core.copilot.wrapup import Confirmed, WrapUp
+from core.language.text import without_remote_images
 
 
 @dataclass(frozen=True)

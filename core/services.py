@@ -14,33 +14,33 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.agent.voice_agent import AgentConfig, AudioOut, VoiceAgent
 from core.config import Settings
-from core.copilot import CallCopilot, IntentModel, SentimentModel
-from core.disposition import DispositionClassifier, Taxonomy
-from core.intent import IntentClassifier
+from core.conversation.embedded import EmbeddedResponder
+from core.conversation.reply import Conversation, Responder
+from core.conversation.voice_agent import AgentConfig, AudioOut, VoiceAgent
+from core.copilot.disposition import DispositionClassifier, Taxonomy
+from core.copilot.intent import IntentClassifier
+from core.copilot.live import CallCopilot, IntentModel, SentimentModel
+from core.copilot.wrapup import WrapUp, propose_wrapup, stored_proposal
 from core.kb import KBSearch, MirroredIndex
 from core.kb.admin import KnowledgeBase, as_article, seed_from_pack, speech_texts
 from core.kb.hybrid import HybridSearch
 from core.kb.lexical import LexicalIndex
-from core.observability import init_error_reporting
-from core.pack import Article, Pack, load_pack
-from core.pii import Redactor
-from core.reaper import Reaper, reap_dead_calls
-from core.recording import recorder_factory
-from core.reply import Conversation, Responder
-from core.reply.embedded import EmbeddedResponder
+from core.kb.pack import Article, Pack, load_pack
+from core.ops.observability import init_error_reporting
+from core.ops.threads import lower_this_threads_priority
+from core.pipeline.reaper import Reaper, reap_dead_calls
+from core.pipeline.recording import recorder_factory
+from core.pipeline.session import STALE_CALL_AFTER_S, VoiceSession
+from core.pipeline.session_loop import SessionLoop
+from core.pipeline.vad import Endpointer, make_endpointer
+from core.privacy.pii import Redactor
 from core.resilience import ChainStatus
 from core.resilience.observe import with_call_events
-from core.session import STALE_CALL_AFTER_S, VoiceSession
-from core.session_loop import SessionLoop
+from core.speech.stt import STTEngine
+from core.speech.stt.refresh import ModelFiles, SpeechModelRefresher, SwappableEngine
+from core.speech.tts import TTSEngine
 from core.store import Store
-from core.stt import STTEngine
-from core.stt.refresh import ModelFiles, SpeechModelRefresher, SwappableEngine
-from core.threads import lower_this_threads_priority
-from core.tts import TTSEngine
-from core.vad import Endpointer, make_endpointer
-from core.wrapup import WrapUp, propose_wrapup, stored_proposal
 
 log = logging.getLogger(__name__)
 BUILD_JOIN_AT_EXIT_S = 120.0
@@ -73,7 +73,7 @@ def build_speech(
     with KB edits: pocketsphinx's domain language model (swapped when rebuilt) and the
     neural recogniser's domain vocabulary."""
     from core.providers.registry import build_chain, supported
-    from core.stt.pocketsphinx_stt import build_engine
+    from core.speech.stt.pocketsphinx_build import build_engine
 
     if settings.stt_provider != "pocketsphinx" and not supported("stt", settings.stt_provider):
         raise NotImplementedError(f"STT provider {settings.stt_provider!r} is not available yet")
@@ -113,7 +113,7 @@ def _check_voice(settings: Settings) -> None:
     from core.providers.registry import chain_names
 
     if "piper" in chain_names(settings, "tts"):
-        from core.tts.piper import voice_files
+        from core.speech.tts.piper import voice_files
 
         voice_files()
 
@@ -130,7 +130,7 @@ def speech_floor(stt: Any) -> Any:
 
 def neural_engines(stt: Any) -> list[Any]:
     """The embedded neural engines inside ``stt`` (itself, or the members of its chain)."""
-    from core.stt.neural import NeuralEngine
+    from core.speech.stt.neural import NeuralEngine
 
     return [e for e in _members(stt) if isinstance(e, NeuralEngine)]
 
@@ -179,7 +179,7 @@ def build_tts(settings: Settings, pack: Pack | None = None) -> TTSEngine:
     """The chosen voice in a fallback chain ending at the embedded ones: cloud → piper
     (neural) → espeak-ng; espeak-ng alone when it is the choice."""
     from core.providers.registry import build_chain, supported
-    from core.tts.espeak import EspeakTTS
+    from core.speech.tts.espeak import EspeakTTS
 
     if settings.tts_provider != "espeak" and not supported("tts", settings.tts_provider):
         raise NotImplementedError(f"TTS provider {settings.tts_provider!r} is not available yet")
@@ -255,8 +255,7 @@ class Services:
         Args:
             load_embeddings: load the sentence model now (skip in tests that do not need it).
         """
-        from core import embeddings
-
+        from core.language import embeddings
         if load_embeddings and embeddings.available():
             try:
                 embeddings.get_embedder().embed(["warm up"])
@@ -282,8 +281,7 @@ class Services:
             return self._semantic
 
     def _enable_semantic(self) -> HybridSearch | None:
-        from core import embeddings
-
+        from core.language import embeddings
         if not embeddings.available():
             log.info("sentence embeddings not installed: KB search stays lexical-only")
             return None
@@ -339,14 +337,14 @@ class Services:
         encoder = self.settings.intent_encoder
         if encoder is None:
             return IntentClassifier.from_pack(self.pack)
-        from core.intent_tuning import TunedEncoder
+        from core.copilot.intent_tuning import TunedEncoder
 
         return IntentClassifier.from_pack(self.pack, embedder=TunedEncoder.load(encoder))
 
     def sentiment_model(self) -> SentimentModel:
         with self._lock:
             if self._sentiment is None:
-                from core.sentiment import SentimentScorer
+                from core.copilot.sentiment import SentimentScorer
 
                 self._sentiment = SentimentScorer()
             return self._sentiment
@@ -454,7 +452,7 @@ class Services:
 
     def new_session(self, source: str = "browser", metadata: dict[str, Any] | None = None) -> VoiceSession:
         """Create and start a transcription session (no agent); it is registered until
-        it ends. These calls share one event loop (:mod:`core.session_loop`)."""
+        it ends. These calls share one event loop (:mod:`core.pipeline.session_loop`)."""
         with self._lock:
             if self._session_loop is None:
                 self._session_loop = SessionLoop()

@@ -6,8 +6,8 @@ import streamlit as st
 
 from components.calls import demo_button, fmt_time, render_detail, render_filters
 from components.runtime import get_services, store_section
-from core import analytics as an
-from core.call_export import call_detail, call_json, call_list, list_json, transcript_table
+from core.insights import analytics as an
+from core.insights.export import call_detail, call_json, call_list, list_json, transcript_table
 
 services = get_services()
 store = services.store

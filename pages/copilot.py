@@ -8,10 +8,10 @@ from components.copilot import render_articles, render_intent, render_sentiment,
 from components.runtime import get_services, store_safe
 from components.transcript import fmt_clock, render_transcript
 from components.wrapup import render_confirmed, render_wrapup_form
-from core.copilot import CallCopilot, active_calls, record_action
-from core.pii import Redactor
-from core.session import STALE_CALL_AFTER_S
-from core.wrapup import confirm_wrapup, confirmed_disposition
+from core.copilot.live import CallCopilot, active_calls, record_action
+from core.copilot.wrapup import confirm_wrapup, confirmed_disposition
+from core.pipeline.session import STALE_CALL_AFTER_S
+from core.privacy.pii import Redactor
 
 services = get_services()
 store = services.store

@@ -9,7 +9,7 @@ from components.providers import render_degraded_banner
 from components.rtc import enable_loopback_ice, render_mic_capture
 from components.runtime import get_services, store_safe
 from components.transcript import fmt_offset, render_call_list, render_transcript
-from core.bridge import CaptureBridge
+from core.pipeline.bridge import CaptureBridge
 
 services = get_services()
 if services.settings.ice_loopback:

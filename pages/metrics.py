@@ -9,9 +9,9 @@ import streamlit as st
 from components import metrics as ui
 from components.calls import demo_button, render_filters
 from components.runtime import get_services, store_section
-from core import analytics as an
-from core import costs
 from core.config import DEFAULT_PRICES
+from core.insights import analytics as an
+from core.insights import costs
 
 services = get_services()
 settings = services.settings

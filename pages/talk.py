@@ -10,7 +10,7 @@ from components.rtc import AudioOutHolder, enable_loopback_ice, render_mic_captu
 from components.runtime import get_services, store_safe
 from components.transcript import render_transcript
 from components.turns import render_turn_metrics
-from core.bridge import CaptureBridge
+from core.pipeline.bridge import CaptureBridge
 
 services = get_services()
 if services.settings.ice_loopback:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
-from core.stt import STTError, Transcript
+from core.speech.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
+from core.speech.stt import STTError, Transcript
 
 
 class FakeSTT:

@@ -1,7 +1,7 @@
 """Stored calls for page tests: transcripts, turns, timings and outcome events.
 
 These are test fixtures (the product's demo history comes from real pipeline runs,
-see core.demo); figures are chosen so tests can assert exact numbers.
+see core.insights.demo); figures are chosen so tests can assert exact numbers.
 """
 
 from __future__ import annotations

@@ -43,9 +43,9 @@ from core.bench.simulated import (
 )
 from core.bench.voice import caller_turns_of, play_turns, stage_figures
 from core.config import Settings
+from core.conversation.reply import Conversation
 from core.providers.deepgram_stt import DeepgramSTT
 from core.providers.elevenlabs_tts import ElevenLabsTTS
-from core.reply import Conversation
 from core.services import build_services
 
 SIMULATED_KEY = "simulated"

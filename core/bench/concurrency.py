@@ -3,13 +3,13 @@
 ``python -m core.bench.concurrency [--stt offline|cloud|both] [--levels 1,10,25] [--seconds 20]
 [--stt-workers N] [--thread-per-session]``
 
-Each session is a real :class:`~core.session.VoiceSession`, run as the product runs
+Each session is a real :class:`~core.pipeline.session.VoiceSession`, run as the product runs
 transcription-only calls: all of them on one shared event loop
-(:class:`~core.session_loop.SessionLoop`; ``--thread-per-session``: a thread and loop
+(:class:`~core.pipeline.session_loop.SessionLoop`; ``--thread-per-session``: a thread and loop
 each, as calls with a voice agent run), with the configured endpointer and either the offline
 recogniser (the embedded default, Moonshine on the shared decode threads,
-:mod:`core.stt.neural`; with ``--stt-workers N`` and ``VC_STT_PROVIDER=pocketsphinx``,
-pocketsphinx decoding in N worker processes, :mod:`core.stt.process_pool`) or the Deepgram adapter against a
+:mod:`core.speech.stt.neural`; with ``--stt-workers N`` and ``VC_STT_PROVIDER=pocketsphinx``,
+pocketsphinx decoding in N worker processes, :mod:`core.speech.stt.process_pool`) or the Deepgram adapter against a
 :class:`~core.bench.simulated.SimulatedDeepgram` running in a *child process* (so its
 CPU is not counted as ours). One feeder thread hands every session a 20 ms frame every
 20 ms through ``push_pcm``, as the browser bridge does.
@@ -48,15 +48,16 @@ from typing import Any
 
 import numpy as np
 
-from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
 from core.bench.report import emit, pct
 from core.bench.voice import caller_turns_of
 from core.config import Settings
+from core.pipeline.events import FinalEvent, SessionEvent
+from core.pipeline.session import VoiceSession
+from core.pipeline.session_loop import SessionLoop
 from core.services import Services, build_services
-from core.session import FinalEvent, SessionEvent, VoiceSession
-from core.session_loop import SessionLoop
-from core.stt import STTEngine
-from core.tts.espeak import speak_16k
+from core.speech.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
+from core.speech.stt import STTEngine
+from core.speech.tts.espeak import speak_16k
 
 FRAME_MS = 20  # what the browser bridge hands over (aiortc's 20 ms frames)
 LEVELS = (1, 10, 25, 50, 100, 200)
@@ -128,7 +129,7 @@ def run_level(
 ) -> dict[str, Any]:
     """Feed ``n`` sessions ``seconds`` of real-time audio each; lag, latency, CPU, memory.
 
-    ``shared_loop`` runs the sessions on one :class:`~core.session_loop.SessionLoop`
+    ``shared_loop`` runs the sessions on one :class:`~core.pipeline.session_loop.SessionLoop`
     (as the product runs transcription-only calls) instead of a thread each.
 
     ``prewarm`` opens and drops ``n`` streams first, so a pooled engine (pocketsphinx)

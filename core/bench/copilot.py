@@ -2,7 +2,7 @@
 
 ``python -m core.bench.copilot [--chunks 1000,10000,100000] [--json out.json]``
 
-* **Intent**: :class:`~core.intent.IntentClassifier` trained from the pack, timed per
+* **Intent**: :class:`~core.copilot.intent.IntentClassifier` trained from the pack, timed per
   ``predict`` on every caller turn of the pack's scripted conversations (sentence
   encoding included).
 * **KB search** at N chunks: :func:`core.eval.kb.bench` (synthetic passages whose words
@@ -10,7 +10,7 @@
   queries are doc2dial's when ``../shared/data/kb`` has them, else snippets of passages.
   ``index`` = FTS5 + vectors + fusion with every turn's vector cached; ``live`` = the
   newest turn encoded, as in a call.
-* **Wrap-up**: :func:`core.wrapup.propose_wrapup` (disposition, summary, notes) on calls
+* **Wrap-up**: :func:`core.copilot.wrapup.propose_wrapup` (disposition, summary, notes) on calls
   of 1, 10 and 30 minutes. The transcripts are the pack's scripted conversations, the
   caller's turns answered by the offline agent (its real replies), repeated in turn
   until the spoken length (:data:`WORDS_PER_MINUTE`) reaches the call length. The
@@ -35,7 +35,7 @@ from typing import Any
 from core.bench.report import emit, pct
 from core.bench.voice import caller_turns_of
 from core.config import Settings
-from core.pack import Pack
+from core.kb.pack import Pack
 from core.services import build_services, open_store
 from core.store import Store
 
@@ -57,7 +57,7 @@ def _timed(fn: Any, *args: Any) -> float:
 
 
 def intent(pack: Pack, texts: list[str]) -> dict[str, Any]:
-    from core.intent import IntentClassifier
+    from core.copilot.intent import IntentClassifier
 
     t0 = time.perf_counter()
     model = IntentClassifier.from_pack(pack)
@@ -85,7 +85,7 @@ def kb_search(chunks: tuple[int, ...], pack: Pack, queries: int = KB_QUERIES) ->
 
 def _transcript(services: Any, minutes: float) -> list[tuple[str, str]]:
     """(speaker, text) lines of a ``minutes``-long call (see the module doc)."""
-    from core.reply import Conversation
+    from core.conversation.reply import Conversation
 
     async def reply(conv: Conversation) -> str:
         return "".join([d async for d in services.new_responder().stream(conv)])
@@ -108,7 +108,7 @@ def _transcript(services: Any, minutes: float) -> list[tuple[str, str]]:
 
 
 def wrapup(services: Any, minutes: tuple[int, ...], runs: int = WRAPUP_RUNS) -> list[dict[str, Any]]:
-    from core.wrapup import propose_wrapup
+    from core.copilot.wrapup import propose_wrapup
 
     background = services.disposition_model()
     model = background.model if background.wait(120) else None

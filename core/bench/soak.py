@@ -303,8 +303,8 @@ def _caller_wav(path: Path) -> Path:
 
     import numpy as np
 
-    from core.audio import PIPELINE_SAMPLE_RATE_HZ
-    from core.tts.piper import speak_16k
+    from core.speech.audio import PIPELINE_SAMPLE_RATE_HZ
+    from core.speech.tts.piper import speak_16k
 
     lines = ["hi, i think my card was charged twice for the same purchase",
              "can you tell me when the pending one drops off", "thanks, and what about the fee"]

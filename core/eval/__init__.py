@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array, resample
+from core.speech.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array, resample
 
 # The development data lives next to the project, never inside it.
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"

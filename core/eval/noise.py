@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from core.audio import PIPELINE_SAMPLE_RATE_HZ as RATE
-from core.audio import Int16Array
 from core.eval.vad import babble, hum, white_noise
+from core.speech.audio import PIPELINE_SAMPLE_RATE_HZ as RATE
+from core.speech.audio import Int16Array
 
 # DTMF (ITU-T Q.23): row and column frequencies of each key.
 _DTMF = {

@@ -17,7 +17,7 @@ audio through an 8 kHz mu-law line first. ``--hypotheses FILE`` writes one
 ``id<TAB>hypothesis`` line per clip, to score with another normaliser.
 
 Reported: corpus WER (total edits / total reference words, after
-:func:`core.text.words`: lower case, no punctuation, numbers compared as digits however
+:func:`core.language.text.words`: lower case, no punctuation, numbers compared as digits however
 they were written), RTF (decode time / audio time, wall clock, accept + finish) and
 p50/p95 of the time ``finish()`` takes after the last audio.
 """
@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 
-from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
 from core.eval import (
     DEFAULT_MANIFEST,
     Clip,
@@ -44,7 +43,8 @@ from core.eval import (
     percentile,
     read_lines,
 )
-from core.text import edit_distance, words
+from core.language.text import edit_distance, words
+from core.speech.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
 
 DEFAULT_PACK = Path(__file__).resolve().parents[2] / "packs" / "bank"
 
@@ -158,8 +158,8 @@ def sentence_clips(
     ``end_of_utterance_silence_ms`` after it; by default the clips get the same amount
     of silence around them (``lead_ms``/``trail_ms`` override).
     """
-    from core.tts.espeak import speak_16k
-    from core.vad import EndpointConfig
+    from core.pipeline.vad import EndpointConfig
+    from core.speech.tts.espeak import speak_16k
 
     cfg = EndpointConfig()
     lead = cfg.pre_roll_ms if lead_ms is None else lead_ms
@@ -177,8 +177,8 @@ def sentence_clips(
 def piper_clips(sentences: Sequence[str], prefix: str = "p", lead_ms: int | None = None,
                 trail_ms: int | None = None) -> list[Clip]:
     """The sentences spoken by the Piper voice at 16 kHz, framed like :func:`sentence_clips`."""
-    from core.tts.piper import speak_16k as piper_16k
-    from core.vad import EndpointConfig
+    from core.pipeline.vad import EndpointConfig
+    from core.speech.tts.piper import speak_16k as piper_16k
 
     cfg = EndpointConfig()
     lead = cfg.pre_roll_ms if lead_ms is None else lead_ms
@@ -188,7 +188,7 @@ def piper_clips(sentences: Sequence[str], prefix: str = "p", lead_ms: int | None
 
 def phone_line(audio: Int16Array) -> Int16Array:
     """``audio`` as a phone call carries it: 8 kHz mu-law, back at the pipeline rate."""
-    from core.audio import mulaw_decode, mulaw_encode, resample
+    from core.speech.audio import mulaw_decode, mulaw_encode, resample
 
     narrow = mulaw_decode(mulaw_encode(resample(audio, PIPELINE_SAMPLE_RATE_HZ, 8000)))
     return resample(narrow, 8000, PIPELINE_SAMPLE_RATE_HZ)
@@ -199,7 +199,7 @@ def make_neural_engine(partials: bool = False, vocabulary: bool = True, pack_dir
     vocabulary as the product uses it (``vocabulary=False``: without); partials off by
     default (an evaluation times the finals)."""
     from core.config import Settings
-    from core.stt.neural import build_moonshine
+    from core.speech.stt.neural import build_moonshine
 
     settings = Settings(stt_partial_every_ms=700 if partials else 0, stt_vocabulary=vocabulary)
     texts, phrases = pack_texts(pack_dir) if vocabulary else ([], [])
@@ -214,7 +214,7 @@ def write_hypotheses(path: Path, report: Report) -> None:
 
 def pack_texts(pack_dir: Path) -> tuple[list[str], list[str]]:
     """The LM text of a pack, composed exactly as the product composes it."""
-    from core.pack import load_pack
+    from core.kb.pack import load_pack
 
     pack = load_pack(pack_dir)
     return [f"{a.title}. {a.body}" for a in pack.articles], list(pack.phrases)
@@ -242,7 +242,8 @@ def make_engine(
     Built the way the product builds it (:func:`build_engine`); ``decoder_options`` and
     ``noise_floor_dbfs`` override the product's choices when given.
     """
-    from core.stt.pocketsphinx_stt import PocketsphinxEngine, build_engine
+    from core.speech.stt.pocketsphinx_build import build_engine
+    from core.speech.stt.pocketsphinx_stt import PocketsphinxEngine
 
     if lm not in {"general", "domain"}:
         raise ValueError(f"unknown language model {lm!r}")
@@ -341,7 +342,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_non_speech(args: argparse.Namespace, engine: Any) -> int:
     from core.config import Settings
     from core.eval.noise import words_on_non_speech
-    from core.vad import make_endpointer
+    from core.pipeline.vad import make_endpointer
 
     settings = Settings()
     found = words_on_non_speech(engine, args.non_speech, lambda: make_endpointer(settings))

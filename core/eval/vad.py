@@ -1,6 +1,6 @@
 """Voice activity detection: frame classifiers and the endpointer, measured.
 
-Three conditions, each run through :class:`core.vad.Endpointer` with the product's
+Three conditions, each run through :class:`core.pipeline.vad.Endpointer` with the product's
 thresholds (:class:`EndpointConfig` defaults) and every candidate frame classifier
 (WebRTC modes 0-3 with/without the -50 dBFS floor and with/without the noise gate,
 and plain energy thresholds):
@@ -34,9 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
 from core.eval import DEFAULT_MANIFEST, Clip, format_table, json_line, load_manifest, percentile
-from core.vad import (
+from core.pipeline.vad import (
     FRAME_MS,
     EndpointConfig,
     Endpointer,
@@ -44,6 +43,7 @@ from core.vad import (
     FrameClassifier,
     WebRtcFrameClassifier,
 )
+from core.speech.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
 
 RATE = PIPELINE_SAMPLE_RATE_HZ
 NO_FLOOR_DBFS = -200.0
@@ -210,7 +210,7 @@ def hum(seconds: float, dbfs: float, fundamental_hz: float = 50.0) -> Int16Array
 
 def babble(seconds: float, dbfs: float, voices: int = 6) -> Int16Array:
     """Several reversed espeak voices summed: speech-like spectrum, no words."""
-    from core.tts.espeak import speak_16k
+    from core.speech.tts.espeak import speak_16k
 
     n = int(seconds * RATE)
     out = np.zeros(n, np.float64)
@@ -259,7 +259,7 @@ def scripted(
     noise_dbfs: float | None = None, gap_s: float = 1.0
 ) -> tuple[Int16Array, list[tuple[float, float]]]:
     """Espeak sentences with pauses; returns audio and the voiced span of each sentence."""
-    from core.tts.espeak import script_audio
+    from core.speech.tts.espeak import script_audio
 
     audio, sent_spans = script_audio(list(SCRIPT_SENTENCES), gap_s=gap_s, lead_s=1.0)
     if noise_dbfs is not None:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.pack import Article
+from core.kb.pack import Article
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from core.kb import KBSearch, SearchHit
-from core.pack import Article, Pack
+from core.kb.pack import Article, Pack
 from core.store import ArticleRecord, Store
 
 MAX_TITLE_CHARS = 200
@@ -45,7 +45,7 @@ class KBValidationError(ValueError):
 
 
 class SpeechRefresh(Protocol):
-    """What the KB needs from the speech model refresher (see :mod:`core.stt.refresh`)."""
+    """What the KB needs from the speech model refresher (see :mod:`core.speech.stt.refresh`)."""
 
     def schedule(self, texts: Sequence[str]) -> None: ...
     def status(self) -> Any: ...
@@ -360,7 +360,7 @@ class KnowledgeBase:
         return self.index.search(sentence, k=k, history=history)
 
     def speech_status(self) -> Any:
-        """The speech model's :class:`core.stt.refresh.ModelStatus`, or None if not used."""
+        """The speech model's :class:`core.speech.stt.refresh.ModelStatus`, or None if not used."""
         return self.speech.status() if self.speech is not None else None
 
 

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.kb import Chunk
-from core.pack import Article
-from core.text import split_sentences
+from core.kb.pack import Article
+from core.language.text import split_sentences
 
 
 def _words(text: str) -> list[str]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from core.kb import Chunk
 from core.kb.bm25 import Postings
 from core.kb.lexical import NUMBER_WORDS, STOPWORDS, stem
-from core.text import normalize
+from core.language.text import normalize
 
 TITLE_WEIGHT = 2.0  # a title occurrence counts as this many body occurrences
 HEADING_WEIGHT = 1.0

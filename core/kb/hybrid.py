@@ -42,12 +42,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from core.embeddings import EMBEDDING_DIM, Embedder, EmbeddingsUnavailable
 from core.kb import Chunk, SearchHit
 from core.kb.chunking import MAX_CHUNK_WORDS, chunk_article
 from core.kb.fts import FTSIndex
 from core.kb.lexical import analyze, analyze_pairs
-from core.pack import Article, Pack
+from core.kb.pack import Article, Pack
+from core.language.embeddings import EMBEDDING_DIM, Embedder, EmbeddingsUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -304,8 +304,7 @@ class HybridSearch:
     def _resolve_embedder(embedder: Embedder | None | str) -> Embedder | None:
         if embedder != "auto":
             return embedder if not isinstance(embedder, str) else None
-        from core import embeddings
-
+        from core.language import embeddings
         if not embeddings.available():
             log.info("sentence embeddings not installed: KB search is lexical-only")
             return None

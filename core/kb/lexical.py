@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from core.kb import Chunk, SearchHit
 from core.kb.chunking import chunk_article
-from core.pack import Article, Pack
-from core.text import normalize
+from core.kb.pack import Article, Pack
+from core.language.text import normalize
 
 
 def _words(text: str) -> list[str]:

@@ -3,7 +3,7 @@
 A deployment that already keeps its articles in Supabase points ``SUPABASE_URL`` and
 ``SUPABASE_SERVICE_ROLE_KEY`` at it and names the table and columns with the
 ``VC_KB_SUPABASE_*`` settings. Rows are read a page at a time in id order and become pack
-:class:`~core.pack.Article` objects; a row that cannot be an article is reported with its
+:class:`~core.kb.pack.Article` objects; a row that cannot be an article is reported with its
 row number and id instead of stopping the import.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.config import Settings
-from core.pack import Article
+from core.kb.pack import Article
 
 PAGE_ROWS = 500
 MAX_IMPORT_ROWS = 100_000  # a guard against a server that ignores offsets

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.providers.errors import ErrorKind, ProviderError, kind_from_status, parse_retry_after
-from core.stt import STTError
+from core.resilience.errors import ErrorKind, ProviderError, kind_from_status, parse_retry_after
+from core.speech.stt import STTError
 
 PROVIDER = "deepgram"
 # Websocket close codes Deepgram uses: 1008 bad audio/parameters, 1011 server-side error.

@@ -1,7 +1,7 @@
 """Streaming speech-to-text with Deepgram (``deepgram-sdk`` 7, ``/v1/listen`` websocket).
 
 Connection per utterance
-    :class:`core.stt.UtteranceStream` is per utterance and the engine is shared by every
+    :class:`core.speech.stt.UtteranceStream` is per utterance and the engine is shared by every
     call in the process, so each stream opens its own websocket. ``open()`` never blocks:
     the connection is made on the stream's worker thread while the caller is still
     speaking, and audio accepted before it is up is buffered and sent as soon as it is.
@@ -51,11 +51,11 @@ from typing import Any
 
 import numpy as np
 
-from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
 from core.providers.deepgram_errors import ERROR_CLOSE_CODES, DeepgramError, close_error, translate_error
-from core.providers.errors import ErrorKind
 from core.providers.vocabulary import select_keyterms
-from core.stt import Transcript
+from core.resilience.errors import ErrorKind
+from core.speech.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
+from core.speech.stt import Transcript
 
 log = logging.getLogger(__name__)
 

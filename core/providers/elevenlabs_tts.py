@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
-from core.providers.errors import ErrorKind, ProviderError, kind_from_status, parse_retry_after
-from core.tts import TTSError
+from core.resilience.errors import ErrorKind, ProviderError, kind_from_status, parse_retry_after
+from core.speech.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
+from core.speech.tts import TTSError
 
 PROVIDER = "elevenlabs"
 DEFAULT_VOICE_ID = "21m00Tcm4TlvDq8ikWAM"  # "Rachel", one of ElevenLabs' premade voices

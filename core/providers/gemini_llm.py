@@ -14,9 +14,9 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from core.providers.errors import ErrorKind, ProviderError, kind_from_status, parse_retry_after
 from core.providers.prompting import MAX_REPLY_TOKENS, Message
 from core.providers.transport import malformed, transport_error
+from core.resilience.errors import ErrorKind, ProviderError, kind_from_status, parse_retry_after
 from core.resilience.observe import report_usage
 
 REPLY_TEMPERATURE = 0.3

@@ -1,8 +1,8 @@
-"""Vendor-neutral LLM services: a KB-grounded :class:`~core.reply.Responder` and call analysis.
+"""Vendor-neutral LLM services: a KB-grounded :class:`~core.conversation.reply.Responder` and call analysis.
 
 A vendor adapter implements :class:`LLMBackend` — stream text for a system prompt and
 messages, and answer one request as JSON that follows a schema — and translates its SDK
-errors into :class:`~core.providers.errors.ProviderError`. Everything else (retrieval,
+errors into :class:`~core.resilience.errors.ProviderError`. Everything else (retrieval,
 prompts, parsing into the product's result types) is here, once for every vendor.
 
 The analysis results are the embedded models' own types, behind small Protocols that
@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
-from core.disposition import DispositionProposal, Line
-from core.intent import IntentPrediction
+from core.conversation.reply import Conversation
+from core.copilot.disposition import DispositionProposal, Line
+from core.copilot.intent import IntentPrediction
+from core.copilot.summary import CallSummary
 from core.kb import KBSearch
-from core.pack import Pack
+from core.kb.pack import Pack
 from core.providers import prompting
-from core.reply import Conversation
-from core.summary import CallSummary
 
 
 class LLMBackend(Protocol):

@@ -3,8 +3,8 @@
 Shared by every LLM vendor: the grounded reply prompt (persona from the pack, answer
 only from retrieved KB passages, one or two spoken sentences), and the JSON schemas and
 parsers for intent, disposition and summary, whose results are the same dataclasses
-the embedded models return (:class:`~core.intent.IntentPrediction`,
-:class:`~core.disposition.DispositionProposal`, :class:`~core.summary.CallSummary`).
+the embedded models return (:class:`~core.copilot.intent.IntentPrediction`,
+:class:`~core.copilot.disposition.DispositionProposal`, :class:`~core.copilot.summary.CallSummary`).
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from core.disposition import DispositionProposal, Line
-from core.intent import OUT_OF_SCOPE, IntentPrediction
+from core.conversation.reply import Conversation
+from core.copilot.disposition import DispositionProposal, Line
+from core.copilot.intent import OUT_OF_SCOPE, IntentPrediction
+from core.copilot.summary import CallSummary, extract_notes
 from core.kb import SearchHit
-from core.pack import Pack
+from core.kb.pack import Pack
 from core.providers.transport import malformed
-from core.reply import Conversation
-from core.summary import CallSummary, extract_notes
 
 HISTORY_TURNS = 10  # conversation turns sent with a reply request
 PASSAGE_CHARS = 1200  # each retrieved passage is cut here

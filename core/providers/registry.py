@@ -17,9 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from core.config import Settings
+from core.conversation.reply import Responder
 from core.kb import KBSearch
-from core.pack import Pack
-from core.reply import Responder
+from core.kb.pack import Pack
 from core.resilience import (
     BreakerConfig,
     BreakerRegistry,
@@ -87,13 +87,13 @@ def _deepgram(settings: Settings, pack: Pack | None = None, kb: KBSearch | None 
 
 
 def _moonshine(settings: Settings, pack: Pack | None = None, kb: KBSearch | None = None) -> Any:
-    from core.stt.neural import build_moonshine
+    from core.speech.stt.neural import build_moonshine
 
     return build_moonshine(settings)  # its KB vocabulary is set by core.services.build_speech
 
 
 def _piper(settings: Settings, pack: Pack | None = None, kb: KBSearch | None = None) -> Any:
-    from core.tts.piper import PiperTTS
+    from core.speech.tts.piper import PiperTTS
 
     return PiperTTS(length_scale=settings.tts_piper_length_scale)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from core.providers.errors import ErrorKind, ProviderError
+from core.resilience.errors import ErrorKind, ProviderError
 
 _TIMEOUT_NAMES = ("Timeout", "TimeoutError", "TimeoutException")
 

@@ -13,10 +13,10 @@ import wave
 
 import numpy as np
 
-from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
-from core.providers.errors import ErrorKind, ProviderError
 from core.providers.openai_llm import OpenAIClients, openai_error
-from core.stt import STTError, Transcript
+from core.resilience.errors import ErrorKind, ProviderError
+from core.speech.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
+from core.speech.stt import STTError, Transcript
 
 
 class WhisperError(ProviderError, STTError):
@@ -35,7 +35,7 @@ def wav_bytes(samples: Int16Array, rate_hz: int) -> bytes:
 
 
 class WhisperSTT:
-    """:class:`~core.stt.STTEngine` posting each utterance to ``/audio/transcriptions``.
+    """:class:`~core.speech.stt.STTEngine` posting each utterance to ``/audio/transcriptions``.
 
     Args:
         api_key: ``OPENAI_API_KEY``.

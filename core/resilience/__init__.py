@@ -8,7 +8,7 @@
   or STTEngine, so the voice agent and the session use them unchanged.
 * :mod:`.observe` — ``provider_call`` and ``usage`` store events, one each per request.
 
-Adapters only translate their SDK's errors (:mod:`core.providers.errors`); whether to
+Adapters only translate their SDK's errors (:mod:`core.resilience.errors`); whether to
 retry, wait, open a circuit or fail over is decided here, once.
 """
 

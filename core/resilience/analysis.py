@@ -12,13 +12,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from core.disposition import DispositionProposal, Line
+from core.copilot.disposition import DispositionProposal, Line
+from core.copilot.summary import CallSummary, summarise_call
 from core.resilience.breaker import BreakerState
 from core.resilience.chain import ChainFront
 from core.resilience.observe import ProviderSink, begin_usage
 from core.resilience.retry import Budget
 from core.resilience.streams import STREAM_ERRORS, ChainExhausted
-from core.summary import CallSummary, summarise_call
 
 R = TypeVar("R")
 
@@ -45,7 +45,7 @@ class EmbeddedAnalyst:
 
     def propose(self, lines: Sequence[Line]) -> DispositionProposal:
         if self._classifier is None:
-            from core.disposition import DispositionClassifier, Taxonomy
+            from core.copilot.disposition import DispositionClassifier, Taxonomy
 
             self._classifier = DispositionClassifier(Taxonomy.from_dispositions(self._dispositions))
         return self._classifier.propose(lines)  # type: ignore[no-any-return]

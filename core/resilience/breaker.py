@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from core.providers.errors import ErrorKind
+from core.resilience.errors import ErrorKind
 
 # Failures no retry or wait can fix: the circuit opens on the first one.
 PERMANENT_KINDS = frozenset({ErrorKind.AUTH, ErrorKind.QUOTA})

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from core.providers.errors import ErrorKind, ProviderError
 from core.resilience.breaker import BreakerRegistry, BreakerSnapshot, BreakerState, CircuitBreaker
+from core.resilience.errors import ErrorKind, ProviderError
 from core.resilience.observe import NullSink, ProviderSink, Stage
 from core.resilience.retry import RetryPolicy
 

@@ -2,7 +2,7 @@
 
 Contract (the metrics page reads it): one ``provider_call`` event per provider per
 request — ``{stage, provider, ok, kind, ms, fallback_to}`` where ``stage`` is ``"stt"``,
-``"llm"`` or ``"tts"``, ``kind`` the :class:`~core.providers.errors.ErrorKind` value of
+``"llm"`` or ``"tts"``, ``kind`` the :class:`~core.resilience.errors.ErrorKind` value of
 the failure (``null`` on success, ``"error"`` for a failure outside the vocabulary),
 ``ms`` the time spent on that provider including retries and ``fallback_to`` the
 provider tried next (``null`` when none was) — and one ``usage`` event per successful

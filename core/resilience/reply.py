@@ -1,4 +1,4 @@
-"""A :class:`~core.reply.Responder` that fails over along a chain of responders.
+"""A :class:`~core.conversation.reply.Responder` that fails over along a chain of responders.
 
 Each turn goes to the first provider whose circuit lets it through, retried with
 backoff while the turn's budget (time to the first reply token) allows, then to the
@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
-from core.reply import Conversation, ReplyError, Responder
+from core.conversation.reply import Conversation, ReplyError, Responder
 from core.resilience.chain import ChainFront, provider_name
 from core.resilience.observe import ProviderSink
 from core.resilience.retry import Budget

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.providers.errors import ProviderError
+from core.resilience.errors import ProviderError
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,14 @@ already used part of it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
-from core.providers.errors import ErrorKind, ProviderError
+from core.ops.aio import close_quietly
 from core.resilience.breaker import BreakerState
 from core.resilience.chain import Chain
+from core.resilience.errors import ErrorKind, ProviderError
 from core.resilience.observe import begin_usage
 from core.resilience.retry import Budget
 
@@ -33,14 +33,6 @@ class StreamFailed(Exception):
         super().__init__(str(error))
         self.error = error
         self.mid_stream = mid_stream
-
-
-async def close_quietly(stream: object) -> None:
-    """``aclose`` an async generator, ignoring one already unwinding after a cancel."""
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(RuntimeError):
-            await aclose()
 
 
 async def guarded(

@@ -1,4 +1,4 @@
-"""An :class:`~core.stt.STTEngine` that fails over without losing the utterance.
+"""An :class:`~core.speech.stt.STTEngine` that fails over without losing the utterance.
 
 Each utterance keeps its own copy of the audio fed to it. When the engine serving it
 fails — while accepting audio, giving a partial, or finishing — a fresh stream is
@@ -20,13 +20,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from core.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
 from core.resilience.breaker import BreakerState
 from core.resilience.chain import Chain, ChainFront
 from core.resilience.observe import ProviderSink, begin_usage
 from core.resilience.retry import Budget
 from core.resilience.streams import STREAM_ERRORS
-from core.stt import STTEngine, STTError, Transcript, UtteranceStream
+from core.speech.audio import PIPELINE_SAMPLE_RATE_HZ, Int16Array
+from core.speech.stt import STTEngine, STTError, Transcript, UtteranceStream
 
 UNBOUNDED = Budget(float("inf"))  # while audio streams in, only attempts and breakers limit retries
 
@@ -179,7 +179,7 @@ class FallbackUtterance:
         return ""
 
     def settled_text(self, speech_end_ms: float) -> str | None:
-        """The serving engine's settled words (see :mod:`core.stt`); None when it has
+        """The serving engine's settled words (see :mod:`core.speech.stt`); None when it has
         none, offers none, or fails (``finish`` then deals with the failure)."""
         settled = getattr(self._stream, "settled_text", None)
         if settled is None:

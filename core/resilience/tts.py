@@ -1,4 +1,4 @@
-"""A :class:`~core.tts.TTSEngine` that fails over along a chain of synthesisers.
+"""A :class:`~core.speech.tts.TTSEngine` that fails over along a chain of synthesisers.
 
 Each piece of a reply (a sentence or clause) goes to the first engine whose circuit
 lets it through; the first audio must come within the budget, retryable failures are
@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from core.audio import Int16Array, StreamResampler, int16_to_float
+from core.ops.aio import close_quietly
 from core.resilience.chain import Chain, ChainFront, provider_name
 from core.resilience.observe import ProviderSink
 from core.resilience.retry import Budget
-from core.resilience.streams import ChainExhausted, close_quietly, failover, guarded
-from core.tts import TTSEngine, TTSError
+from core.resilience.streams import ChainExhausted, failover, guarded
+from core.speech.audio import Int16Array, StreamResampler, int16_to_float
+from core.speech.tts import TTSEngine, TTSError
 
 
 class FallbackTTS(ChainFront):

@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from core.private_files import private_dir, private_file
+from core.privacy.files import private_dir, private_file
 from core.store import (
     CallQuery,
     CallRecord,

@@ -72,7 +72,7 @@ def test_recorded_call_plays_back(data_dir):
     newest = seed(store)[0]
     import numpy as np
 
-    from core.recording import WavRecorder
+    from core.pipeline.recording import WavRecorder
 
     rec = WavRecorder(data_dir / "recordings" / f"{newest}.wav")
     rec.write(np.zeros(16000, np.int16))

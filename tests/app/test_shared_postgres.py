@@ -24,7 +24,7 @@ READY_TIMEOUT_S = 60
 # Process A: heart-beats while alive, obeys "say <text>", "end" and nothing else on stdin.
 CAPTURE_PROCESS = """
 import sys, threading, time
-from core.session import HEARTBEAT_INTERVAL_S
+from core.pipeline.session import HEARTBEAT_INTERVAL_S
 from core.store.postgres import PostgresStore
 
 store = PostgresStore(sys.argv[1])
@@ -105,7 +105,7 @@ def test_a_call_captured_by_another_process_is_live_on_the_copilot(
 def test_a_call_whose_process_died_is_marked_failed_by_the_other(
     pg_url, capture_process, data_dir, monkeypatch
 ):
-    import core.session
+    import core.pipeline.session
 
     monkeypatch.setenv("VC_STORE_PROVIDER", "postgres")
     monkeypatch.setenv("DATABASE_URL", pg_url)
@@ -116,7 +116,7 @@ def test_a_call_whose_process_died_is_marked_failed_by_the_other(
     capture_process.send_signal(signal.SIGKILL)  # no end_call, no more heartbeats
     capture_process.wait(10)
     stale_after_s = 1.0
-    monkeypatch.setattr(core.session, "STALE_CALL_AFTER_S", stale_after_s)
+    monkeypatch.setattr(core.pipeline.session, "STALE_CALL_AFTER_S", stale_after_s)
     time.sleep(stale_after_s + 0.5)
     at.run()
     text = page_text(at)

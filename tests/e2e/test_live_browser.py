@@ -178,7 +178,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _words(text: str) -> set[str]:
-    from core.text import words
+    from core.language.text import words
 
     return set(words(text))
 
@@ -279,8 +279,8 @@ def _wait(condition, timeout_s: float, poll_s: float = 0.1):  # type: ignore[no-
 @pytest.fixture
 def script_wav(tmp_path: Path, artifacts_dir: Path) -> tuple[Path, list[tuple[float, float, str]], float]:
     """The caller's microphone: WAV path, sentence spans (ms in the file), duration (ms)."""
-    from core.tts.espeak import script_audio, write_wav
-    from core.tts.piper import speak_16k
+    from core.speech.tts.espeak import script_audio, write_wav
+    from core.speech.tts.piper import speak_16k
 
     audio, spans = script_audio(SENTENCES, gap_s=GAP_S, lead_s=LEAD_S, speak=speak_16k)
     rate = 16_000
@@ -326,8 +326,8 @@ def browser_page(script_wav, streamlit_server, artifacts_dir: Path) -> Iterator[
 def test_live_page_transcribes_browser_microphone(  # noqa: PLR0915 - one scenario, step by step
     browser_page, script_wav, streamlit_server, artifacts_dir: Path
 ) -> None:
+    from core.language.text import wer
     from core.store.sqlite import SQLiteStore
-    from core.text import wer
 
     t_test = time.monotonic()
     page, diag = browser_page

@@ -193,7 +193,7 @@ RECEIVE_PROBE_JS = """
 
 
 def _words(text: str) -> list[str]:
-    from core.text import words
+    from core.language.text import words
 
     return list(words(text))
 
@@ -306,8 +306,8 @@ class TalkDiagnostics(Diagnostics):
 @pytest.fixture
 def caller_wav(tmp_path: Path, artifacts_dir: Path) -> tuple[Path, tuple[float, float], float]:
     """The caller's microphone: WAV path, the question's voiced span (ms in the file), duration (ms)."""
-    from core.tts.espeak import script_audio, write_wav
-    from core.tts.piper import speak_16k
+    from core.speech.tts.espeak import script_audio, write_wav
+    from core.speech.tts.piper import speak_16k
 
     audio, spans = script_audio([QUESTION], gap_s=0.0, lead_s=LEAD_S, speak=speak_16k)
     audio = np.concatenate([audio, np.zeros(int(TRAIL_S * RATE), np.int16)])
@@ -335,7 +335,7 @@ def _app_stt(data_dir: Path) -> Any:
     """The app's own recogniser as the server builds it (Moonshine with the bank pack's
     vocabulary, pocketsphinx behind it), in-process, from the server's data dir."""
     from core.config import Settings
-    from core.pack import load_pack
+    from core.kb.pack import load_pack
     from core.services import build_stt
 
     settings = Settings(data_dir=data_dir, cache_dir=PROJECT_ROOT / "data" / "test-cache" / "cache")
@@ -348,8 +348,8 @@ def _app_stt(data_dir: Path) -> Any:
 def test_talk_page_agent_answers_out_loud(  # noqa: PLR0915 - one scenario, step by step
     talk_page, caller_wav, streamlit_server, artifacts_dir: Path
 ) -> None:
-    from core.audio import resample
-    from core.text import wer
+    from core.language.text import wer
+    from core.speech.audio import resample
 
     t_test = time.monotonic()
     page, diag = talk_page
@@ -683,7 +683,7 @@ def test_talk_page_agent_answers_out_loud(  # noqa: PLR0915 - one scenario, step
             value = getattr(turn, name)
             assert value is not None and 0 <= value < 10_000, f"{name} = {value}"
         from core.kb.lexical import LexicalIndex
-        from core.pack import load_pack
+        from core.kb.pack import load_pack
 
         hits = LexicalIndex.from_pack(load_pack(Path(__file__).resolve().parents[2] / "packs" / "bank")).search(
             caller_text)

@@ -12,7 +12,7 @@ def pack_kb():
     """The bank pack and its lexical KB index."""
     from core.config import PROJECT_ROOT
     from core.kb.lexical import LexicalIndex
-    from core.pack import load_pack
+    from core.kb.pack import load_pack
 
     pack = load_pack(PROJECT_ROOT / "packs" / "bank")
     return pack, LexicalIndex.from_pack(pack)

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from core.audio import Int16Array
-from core.providers.errors import ErrorKind, ProviderError
-from core.stt import STTError, Transcript
+from core.resilience.errors import ErrorKind, ProviderError
+from core.speech.audio import Int16Array
+from core.speech.stt import STTError, Transcript
 
 
 class ScriptedResponder:

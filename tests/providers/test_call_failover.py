@@ -12,19 +12,19 @@ import random
 
 import numpy as np
 
-from core.agent.voice_agent import AgentConfig, VoiceAgent
 from core.config import PROJECT_ROOT
+from core.conversation.embedded import EmbeddedResponder
+from core.conversation.reply import Conversation
+from core.conversation.voice_agent import AgentConfig, VoiceAgent
 from core.kb.lexical import LexicalIndex
-from core.pack import load_pack
+from core.kb.pack import load_pack
+from core.pipeline.session import VoiceSession
+from core.pipeline.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
 from core.providers.llm import LLMResponder
 from core.providers.openai_llm import OpenAIBackend
 from core.providers.whisper_stt import WhisperSTT
-from core.reply import Conversation
-from core.reply.embedded import EmbeddedResponder
 from core.resilience import BreakerConfig, BreakerRegistry, Chain, FallbackResponder, FallbackSTT, RetryPolicy
 from core.resilience.observe import with_call_events
-from core.session import VoiceSession
-from core.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
 from tests.conftest import silence, tone
 from tests.fakes import FakeAudioOut, FakeTTS
 from tests.providers.fakes import CountingSTT

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from core.config import PROJECT_ROOT
+from core.conversation.reply import Conversation
 from core.kb.lexical import LexicalIndex
-from core.pack import load_pack
+from core.kb.pack import load_pack
 from core.providers.llm import LLMAnalyst, LLMResponder
-from core.reply import Conversation
 
 pytestmark = pytest.mark.cloud
 

@@ -6,11 +6,11 @@ import time
 
 import numpy as np
 
-from core.agent.voice_agent import AgentConfig, VoiceAgent
+from core.conversation.voice_agent import AgentConfig, VoiceAgent
+from core.pipeline.session import VoiceSession
+from core.pipeline.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
 from core.providers.deepgram_stt import DeepgramSTT
 from core.providers.elevenlabs_tts import ElevenLabsTTS
-from core.session import VoiceSession
-from core.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
 from tests.conftest import silence, tone
 from tests.fakes import FakeAudioOut, FakeConversation, FakeResponder
 from tests.providers.deepgram_server import DeepgramServer
@@ -90,7 +90,7 @@ def test_the_reply_starts_on_deepgrams_settled_words_and_no_finalize_is_needed(s
     # Deepgram's endpointing (300 ms) finalises the words inside the session's 600 ms
     # end-of-utterance silence: the agent starts its reply then, takes it over when the
     # turn ends, and the utterance closes without a Finalize round trip.
-    from core.session import FinalEvent, SettledEvent
+    from core.pipeline.events import FinalEvent, SettledEvent
 
     cfg = EndpointConfig(speech_start_ms=60, end_of_utterance_silence_ms=600, min_speech_ms=150, pre_roll_ms=150)
     responder = FakeResponder("Sure, I can block it.", delay_s=0.01)

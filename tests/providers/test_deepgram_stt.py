@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from core.providers.deepgram_stt import DeepgramError, DeepgramSTT, ReconnectBudget, build_deepgram_stt
-from core.providers.errors import ErrorKind, ProviderError
 from core.providers.vocabulary import MAX_KEYTERM_TOKENS, select_keyterms
-from core.stt import STTError
+from core.resilience.errors import ErrorKind, ProviderError
+from core.speech.stt import STTError
 from tests.conftest import ROOT, silence, tone
 from tests.providers.deepgram_server import DeepgramServer, Faults
 
@@ -283,8 +283,8 @@ def test_loopback_latency_of_setup_and_final(capsys):
 
 
 def test_session_persists_deepgram_finals(store):
-    from core.session import VoiceSession
-    from core.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
+    from core.pipeline.session import VoiceSession
+    from core.pipeline.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
 
     cfg = EndpointConfig(
         speech_start_ms=60,
@@ -310,7 +310,7 @@ def test_session_persists_deepgram_finals(store):
 
 
 def test_keyterms_from_the_pack_are_domain_words_within_deepgrams_limit():
-    from core.pack import load_pack
+    from core.kb.pack import load_pack
 
     pack = load_pack(ROOT / "packs" / "bank")
     terms = select_keyterms([*pack.phrases, *(a.title for a in pack.articles)])
@@ -346,7 +346,7 @@ def test_factory_reads_settings(monkeypatch, tmp_path: Path):
 @pytest.mark.cloud
 @pytest.mark.skipif(not os.environ.get("DEEPGRAM_API_KEY"), reason="needs DEEPGRAM_API_KEY")
 def test_real_deepgram_transcribes_speech():
-    from core.tts.espeak import speak_16k
+    from core.speech.tts.espeak import speak_16k
 
     stream = DeepgramSTT(os.environ["DEEPGRAM_API_KEY"], keyterms=["Northwind"]).open()
     send(stream, np.concatenate([speak_16k("I lost my debit card yesterday"), silence(0.3)]))
@@ -356,7 +356,7 @@ def test_real_deepgram_transcribes_speech():
 
 def test_services_build_the_cloud_speech_engines(tmp_path: Path):
     from core.config import Settings
-    from core.pack import load_pack
+    from core.kb.pack import load_pack
     from core.providers.elevenlabs_tts import ElevenLabsTTS
     from core.services import build_stt, build_tts
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from core.providers.elevenlabs_tts import ElevenLabsError, ElevenLabsTTS, build_elevenlabs_tts
-from core.providers.errors import ErrorKind, ProviderError
-from core.tts import TTSError
+from core.resilience.errors import ErrorKind, ProviderError
+from core.speech.tts import TTSError
 from tests.providers.elevenlabs_server import ElevenLabsServer, Faults, speech_for
 
 KEY = "xi-test-key"

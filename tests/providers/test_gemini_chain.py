@@ -8,12 +8,11 @@ import time
 
 import pytest
 
-from core.disposition import Line
-from core.providers.errors import ErrorKind, ProviderError
+from core.conversation.embedded import EmbeddedResponder
+from core.conversation.reply import Conversation
+from core.copilot.disposition import Line
 from core.providers.gemini_llm import GeminiBackend, gemini_contents
 from core.providers.llm import LLMAnalyst, LLMResponder
-from core.reply import Conversation
-from core.reply.embedded import EmbeddedResponder
 from core.resilience import (
     BreakerConfig,
     BreakerRegistry,
@@ -22,6 +21,7 @@ from core.resilience import (
     FallbackResponder,
     RetryPolicy,
 )
+from core.resilience.errors import ErrorKind, ProviderError
 from tests.providers.servers import Fault, GeminiServer
 
 POLICY = RetryPolicy(max_attempts=3, base_delay_s=0.05, max_delay_s=0.2, rng=random.Random(5))

@@ -14,12 +14,11 @@ import time
 import numpy as np
 import pytest
 
-from core.providers.errors import ErrorKind, ProviderError
+from core.conversation.embedded import EmbeddedResponder
+from core.conversation.reply import Conversation
 from core.providers.llm import LLMAnalyst, LLMResponder
 from core.providers.openai_llm import OpenAIBackend
 from core.providers.whisper_stt import WhisperSTT
-from core.reply import Conversation
-from core.reply.embedded import EmbeddedResponder
 from core.resilience import (
     BreakerConfig,
     BreakerRegistry,
@@ -30,6 +29,7 @@ from core.resilience import (
     RetryPolicy,
     StoreSink,
 )
+from core.resilience.errors import ErrorKind, ProviderError
 from tests.providers.fakes import CountingSTT
 from tests.providers.servers import Fault, OpenAIServer
 
@@ -162,7 +162,7 @@ def test_usage_and_provider_calls_are_recorded_per_request(server, pack_kb, stor
 
 
 def test_structured_intent_disposition_and_summary(server, pack_kb):
-    from core.disposition import Line
+    from core.copilot.disposition import Line
 
     pack, _ = pack_kb
     analyst = LLMAnalyst(OpenAIBackend("sk-test", "gpt-4o-mini", server.base_url), pack)
@@ -229,7 +229,7 @@ def test_whisper_outage_loses_no_utterance(server):
 
 
 def test_whisper_translates_errors_and_is_an_stt_error(server):
-    from core.stt import STTError
+    from core.speech.stt import STTError
 
     whisper = WhisperSTT("sk-test", base_url=server.base_url, timeout_s=0.5)
     for fault, kind in [(Fault("status", 401), ErrorKind.AUTH), (Fault("status", 429, retry_after_s=2), ErrorKind.RATE_LIMIT),
@@ -245,8 +245,8 @@ def test_whisper_translates_errors_and_is_an_stt_error(server):
 
 
 def test_analysis_falls_back_to_the_embedded_models_and_shares_the_reply_circuit(server, pack_kb):
-    from core.disposition import Line
-    from core.intent import IntentPrediction
+    from core.copilot.disposition import Line
+    from core.copilot.intent import IntentPrediction
     from core.resilience.analysis import EmbeddedAnalyst, FallbackAnalyst
 
     class OfflineIntent:

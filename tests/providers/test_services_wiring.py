@@ -6,8 +6,8 @@ import pytest
 
 from core.config import Settings
 from core.providers import registry
-from core.providers.errors import ProviderError
 from core.resilience import FallbackResponder
+from core.resilience.errors import ProviderError
 from core.services import build_services
 from tests.fakes import FakeSTT
 from tests.providers.servers import Fault, OpenAIServer

@@ -5,9 +5,9 @@ import io
 
 import pytest
 
-from core import analytics as an
 from core.config import DEFAULT_PRICES
-from core.costs import breaker_table, cost_per_call, provider_health
+from core.insights import analytics as an
+from core.insights.costs import breaker_table, cost_per_call, provider_health
 from core.store import CallRecord, TurnRecord, UtteranceTiming
 
 T0 = 1_700_000_000.0  # a fixed instant: figures below do not depend on the clock

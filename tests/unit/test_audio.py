@@ -4,7 +4,7 @@ import av
 import numpy as np
 import pytest
 
-from core.audio import (
+from core.speech.audio import (
     AudioFormatError,
     FrameConverter,
     dbfs,

@@ -1,9 +1,9 @@
 import time
 
-from core.bridge import STRAGGLER_WINDOW_S, CaptureBridge
-from core.session import VoiceSession
+from core.pipeline.bridge import STRAGGLER_WINDOW_S, CaptureBridge
+from core.pipeline.session import VoiceSession
+from core.pipeline.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
 from core.store import StoreError
-from core.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
 from tests.conftest import silence
 from tests.fakes import FakeSTT
 
@@ -29,7 +29,7 @@ def test_first_frame_opens_a_call_and_close_ends_it(store):
 
 
 def test_new_capture_after_stop_opens_a_new_call(store, monkeypatch):
-    import core.bridge as mod
+    import core.pipeline.bridge as mod
 
     bridge = CaptureBridge(opener(store))
     bridge.on_frame((silence(0.02), 16000))

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from core.config import Settings
+from core.language.text import wer
 from core.services import build_services
-from core.text import wer
-from core.tts.espeak import speak_16k
+from core.speech.tts.espeak import speak_16k
 from tests.conftest import SHARED_CACHE
 from tests.fakes import FakeAudioOut
 

@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from core.copilot import CallCopilot, active_calls, suggest_replies
+from core.copilot.live import CallCopilot, active_calls, suggest_replies
 from core.kb.lexical import LexicalIndex
-from core.pack import load_pack
+from core.kb.pack import load_pack
 
 ROOT = Path(__file__).resolve().parents[2]
 PACK = load_pack(ROOT / "packs" / "bank")
@@ -59,7 +59,7 @@ def test_active_calls_are_discovered_newest_first(store):
 
 def test_suggestions_come_from_the_passages():
     hits = KB.search("how do i freeze my card", k=3)
-    from core.copilot import _hit_to_surfaced
+    from core.copilot.live import _hit_to_surfaced
 
     arts = [_hit_to_surfaced(h) for h in hits]
     sugg = suggest_replies(arts)

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from core import analytics as an
 from core.config import Settings
-from core.demo import DAY_S, DEMO_SOURCE, generate, schedule
+from core.insights import analytics as an
+from core.insights.demo import DAY_S, DEMO_SOURCE, generate, schedule
 from core.services import build_services
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import embeddings
-from core.disposition import (
+from core.copilot.disposition import (
     DispositionClassifier,
     Line,
     Taxonomy,
@@ -16,8 +15,9 @@ from core.disposition import (
     lines_from_segments,
     propose_disposition,
 )
-from core.pack import load_pack
-from core.summary import extract_notes, is_question, summarise_call
+from core.copilot.summary import extract_notes, is_question, summarise_call
+from core.kb.pack import load_pack
+from core.language import embeddings
 
 BANK = Path(__file__).resolve().parents[2] / "packs" / "bank"
 needs_model = pytest.mark.skipif(

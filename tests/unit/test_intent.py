@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import embeddings
-from core.intent import OUT_OF_SCOPE, IntentClassifier, IntentPrediction
-from core.pack import load_pack
+from core.copilot.intent import OUT_OF_SCOPE, IntentClassifier, IntentPrediction
+from core.kb.pack import load_pack
+from core.language import embeddings
 
 BANK = Path(__file__).resolve().parents[2] / "packs" / "bank"
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import embeddings, intent
 from core.config import ConfigError, Settings
-from core.intent import IntentClassifier
+from core.copilot import intent
+from core.copilot.intent import IntentClassifier
+from core.language import embeddings
 
 pytestmark = pytest.mark.skipif(not embeddings.available(), reason="needs torch and MiniLM")
 
@@ -52,7 +53,7 @@ def separation(vectors: np.ndarray, y: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def tuned():
-    from core.intent_tuning import fine_tune
+    from core.copilot.intent_tuning import fine_tune
 
     texts, y = dataset()
     return fine_tune(texts, y, 3, epochs=8, seed=0)
@@ -68,7 +69,7 @@ def test_fine_tuning_separates_the_intents_it_is_trained_on(tuned):
 
 
 def test_tuned_encoder_saves_and_loads_the_same_vectors(tuned, tmp_path: Path):
-    from core.intent_tuning import TunedEncoder
+    from core.copilot.intent_tuning import TunedEncoder
 
     tuned.save(tmp_path / "enc")
     loaded = TunedEncoder.load(tmp_path / "enc")
@@ -86,7 +87,7 @@ def test_classifier_fine_tunes_only_on_examples_kept_out_of_calibration(monkeypa
         seen.append(list(texts))
         return tuned
 
-    monkeypatch.setattr("core.intent_tuning.fine_tune", fake_fine_tune)
+    monkeypatch.setattr("core.copilot.intent_tuning.fine_tune", fake_fine_tune)
     monkeypatch.setattr(intent, "LARGE_TRAINING_SET", 10)  # one validation split, as for big sets
     texts, y = dataset()
     labels = [list(EXAMPLES)[i] for i in y]
@@ -100,7 +101,7 @@ def test_classifier_fine_tunes_only_on_examples_kept_out_of_calibration(monkeypa
 
 
 def test_small_training_sets_are_not_fine_tuned(monkeypatch, caplog):
-    monkeypatch.setattr("core.intent_tuning.fine_tune", lambda *a, **k: pytest.fail("fine-tuned"))
+    monkeypatch.setattr("core.copilot.intent_tuning.fine_tune", lambda *a, **k: pytest.fail("fine-tuned"))
     texts, y = dataset()
     clf = IntentClassifier(fine_tune_epochs=2).fit(texts, [list(EXAMPLES)[i] for i in y])
     assert not clf.fine_tuned
@@ -124,7 +125,7 @@ def test_the_app_trains_the_pack_intents_on_the_tuned_encoder(tuned, tmp_path: P
 
 
 def test_command_line_reports_bad_input(tmp_path: Path, capsys):
-    from core.intent_tuning import main
+    from core.copilot.intent_tuning import main
 
     assert main(["--train", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")]) == 2
     bad = tmp_path / "bad.csv"

@@ -7,9 +7,9 @@ import pytest
 
 from core.kb.admin import ArticleDraft, KBValidationError, KnowledgeBase, seed_from_pack
 from core.kb.lexical import LexicalIndex
-from core.pack import load_pack
+from core.kb.pack import load_pack
+from core.speech.stt.refresh import SpeechModelRefresher, SwappableEngine
 from core.store import ArticleRecord
-from core.stt.refresh import SpeechModelRefresher, SwappableEngine
 from tests.fakes import FakeSTT
 
 PACK = load_pack(Path(__file__).resolve().parents[2] / "packs" / "bank")
@@ -157,7 +157,7 @@ def test_a_failed_speech_rebuild_keeps_the_previous_model():
 def test_replaced_speech_models_built_here_are_deleted_and_others_kept(tmp_path):
     from types import SimpleNamespace
 
-    from core.stt.refresh import ModelFiles
+    from core.speech.stt.refresh import ModelFiles
 
     shared = tmp_path / "domain-shared.lm"
     shared.write_text("built by another process")

@@ -8,7 +8,7 @@ import pytest
 
 from core.kb.fts import FTSIndex, _quote
 from core.kb.hybrid import term_weights, turn_weights
-from core.pack import load_pack
+from core.kb.pack import load_pack
 
 ROOT = Path(__file__).resolve().parents[2]
 SQL = "SELECT rowid, bm25(kb_fts, ?, ?, ?, ?) FROM kb_fts WHERE kb_fts MATCH ? ORDER BY 2 LIMIT ?"

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from core import embeddings
 from core.kb import KBSearch
 from core.kb.chunking import chunk_article
 from core.kb.fts import FTSIndex
 from core.kb.hybrid import HybridSearch, rrf, term_weights, turn_weights
 from core.kb.lexical import analyze
-from core.pack import Article
+from core.kb.pack import Article
+from core.language import embeddings
 
 MAX_SEARCH_P95_MS = 30.0  # at 10,000 passages, query vectors cached (encoding is timed apart)
 needs_model = pytest.mark.skipif(

@@ -11,7 +11,7 @@ import pytest
 from core.kb.admin import KBValidationError, KnowledgeBase, seed_from_pack
 from core.kb.importers import MAX_IMPORT_BYTES, commit_import, preview_import
 from core.kb.lexical import LexicalIndex
-from core.pack import load_pack
+from core.kb.pack import load_pack
 
 PACK = load_pack(Path(__file__).resolve().parents[2] / "packs" / "bank")
 

@@ -13,7 +13,7 @@ import yaml
 from core.kb import Chunk, KBSearch
 from core.kb.chunking import MAX_CHUNK_WORDS, chunk_article
 from core.kb.lexical import BM25_B, BM25_K1, LexicalIndex, analyze, stem
-from core.pack import Article, Pack, load_pack
+from core.kb.pack import Article, Pack, load_pack
 
 ROOT = Path(__file__).resolve().parents[2]
 BANK = ROOT / "packs" / "bank"

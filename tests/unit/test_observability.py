@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from core.observability import scrub, stage_span
+from core.ops.observability import scrub, stage_span
 from tests.pg import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,8 +75,8 @@ def sentry():
 CHILD = f"""
 import sys, numpy as np, sentry_sdk
 from core.config import Settings
-from core.observability import init_error_reporting, stage_span
-from core.session import VoiceSession
+from core.ops.observability import init_error_reporting, stage_span
+from core.pipeline.session import VoiceSession
 from core.store.sqlite import SQLiteStore
 from tests.fakes import FakeSTT
 from tests.unit.test_session import bursts, endpointer, feed

@@ -1,7 +1,7 @@
 import pytest
 
-from core.pii import Redactor, luhn_ok, redact
-from core.pii_numbers import number_runs
+from core.privacy.numbers import number_runs
+from core.privacy.pii import Redactor, luhn_ok, redact
 
 
 @pytest.mark.parametrize(
@@ -251,7 +251,7 @@ def test_ordinary_lines_ending_in_a_number_are_left_alone(text):
 
 
 def test_the_confirmed_wrap_up_notes_and_summary_are_redacted(store):
-    from core.wrapup import WrapUp, confirm_wrapup, confirmed_disposition
+    from core.copilot.wrapup import WrapUp, confirm_wrapup, confirmed_disposition
 
     call_id = store.create_call(source="test").id
     proposal = WrapUp(call_id=call_id, disposition="card", sub_disposition=None, confidence=0.9,

@@ -8,7 +8,7 @@ import stat
 
 import numpy as np
 
-from core.recording import WavRecorder
+from core.pipeline.recording import WavRecorder
 from core.store.sqlite import SQLiteStore
 
 

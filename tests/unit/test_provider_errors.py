@@ -1,4 +1,4 @@
-from core.providers.errors import ErrorKind, ProviderError, kind_from_status, parse_retry_after
+from core.resilience.errors import ErrorKind, ProviderError, kind_from_status, parse_retry_after
 
 
 def test_status_categories_decide_retry():

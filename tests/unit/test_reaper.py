@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.reaper import Reaper, owner_alive, process_owner, reap_dead_calls
+from core.pipeline.reaper import Reaper, owner_alive, process_owner, reap_dead_calls
 from core.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ def _call_in_a_process_killed_with_sigkill(db: Path) -> str:
     """A call started by another process, which is then killed -9 mid-call."""
     script = textwrap.dedent(f"""
         import sys, time
-        from core.reaper import process_owner
+        from core.pipeline.reaper import process_owner
         from core.store.sqlite import SQLiteStore
         store = SQLiteStore({str(db)!r})
         call = store.create_call("browser", {{"page": "live", "owner": process_owner()}})
@@ -82,8 +82,8 @@ def test_a_reused_pid_is_not_mistaken_for_the_owner():
 
 
 def test_sessions_record_their_owner(store):
-    from core.session import VoiceSession
-    from core.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
+    from core.pipeline.session import VoiceSession
+    from core.pipeline.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
     from tests.fakes import FakeSTT
 
     session = VoiceSession(store, FakeSTT(), lambda: Endpointer(EndpointConfig(), EnergyFrameClassifier(-35)),

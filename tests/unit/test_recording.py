@@ -4,9 +4,9 @@ import wave
 
 import numpy as np
 
-from core.recording import recorder_factory, recording_path
-from core.session import VoiceSession
-from core.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
+from core.pipeline.recording import recorder_factory, recording_path
+from core.pipeline.session import VoiceSession
+from core.pipeline.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
 from tests.conftest import silence, tone
 from tests.fakes import FakeSTT
 

@@ -12,14 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.kb import SearchHit
-from core.kb.chunking import chunk_article, spoken_form, spoken_sentences
-from core.kb.lexical import LexicalIndex, analyze
-from core.pack import Pack, load_pack
-from core.reply import Conversation, ReplyError, Responder
-from core.reply.embedded import EmbeddedResponder, ReplyPlan
-from core.reply.memory import (
-    Memory,
+from core.conversation.embedded import EmbeddedResponder, ReplyPlan
+from core.conversation.memory import Memory, remember
+from core.conversation.reply import Conversation, ReplyError, Responder
+from core.copilot.slots import (
     dialogue_act,
     extract_amounts,
     extract_card,
@@ -28,10 +24,13 @@ from core.reply.memory import (
     extract_merchant,
     extract_slots,
     parse_number,
-    remember,
     resolve_date,
     spoken_amount,
 )
+from core.kb import SearchHit
+from core.kb.chunking import chunk_article, spoken_form, spoken_sentences
+from core.kb.lexical import LexicalIndex, analyze
+from core.kb.pack import Pack, load_pack
 
 ROOT = Path(__file__).resolve().parents[2]
 BANK = ROOT / "packs" / "bank"
@@ -483,7 +482,7 @@ def test_cancelling_the_consuming_task_stops_the_stream(pack: Pack, index: Lexic
 def test_intent_model_picks_the_article_for_held_out_paraphrases(pack, index, capsys):
     """40 held-out caller questions: the article answered from (or offered) with and
     without the intent model. Measured: 23/40 from search alone, 40/40 with intents."""
-    from core.intent import IntentClassifier
+    from core.copilot.intent import IntentClassifier
 
     rows = [
         line.rstrip("\n").split("\t")

@@ -10,8 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from core.providers.errors import ErrorKind, ProviderError
-from core.reply import Conversation, ReplyError
+from core.conversation.reply import Conversation, ReplyError
 from core.resilience import (
     BreakerConfig,
     BreakerRegistry,
@@ -25,8 +24,9 @@ from core.resilience import (
     RetryPolicy,
     StoreSink,
 )
+from core.resilience.errors import ErrorKind, ProviderError
 from core.resilience.reply import unsaid_sentences
-from core.stt import STTError
+from core.speech.stt import STTError
 from tests.providers.fakes import CountingSTT, ScriptedResponder, ToneTTS
 
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05, rng=random.Random(7))

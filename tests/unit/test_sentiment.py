@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("vaderSentiment", reason="vaderSentiment not installed")
 
-from core.sentiment import (  # noqa: E402
+from core.copilot.sentiment import (  # noqa: E402
     Sentiment,
     SentimentScorer,
     SentimentTrend,

@@ -5,9 +5,10 @@ import av
 import numpy as np
 import pytest
 
-from core.session import ErrorEvent, FinalEvent, PartialEvent, SettledEvent, VoiceSession
+from core.pipeline.events import ErrorEvent, FinalEvent, PartialEvent, SettledEvent
+from core.pipeline.session import VoiceSession
+from core.pipeline.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
 from core.store import StoreError
-from core.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
 from tests.conftest import silence, tone
 from tests.fakes import FakeSTT
 
@@ -297,7 +298,7 @@ def test_create_call_failure_starts_nothing():
 
 
 def test_pii_is_redacted_before_it_is_stored_or_announced(store):
-    from core.pii import Redactor
+    from core.privacy.pii import Redactor
 
     stt = FakeSTT(["my card number is four one one one one one one one one one one one one one one one"])
     s = VoiceSession(store, stt, endpointer, redact=Redactor())
@@ -317,7 +318,7 @@ def test_pii_is_redacted_before_it_is_stored_or_announced(store):
     ],
 )
 def test_a_card_number_read_out_over_several_utterances_is_never_stored_in_clear(store, lines):
-    from core.pii import Redactor
+    from core.privacy.pii import Redactor
 
     s = VoiceSession(store, FakeSTT(lines), endpointer, redact=Redactor())
     call_id = s.start()
@@ -330,10 +331,10 @@ def test_a_card_number_read_out_over_several_utterances_is_never_stored_in_clear
     assert stored[0].startswith("my card number is")
 
 
-# --- sessions sharing one loop (core.session_loop) --------------------------------------
+# --- sessions sharing one loop (core.pipeline.session_loop) --------------------------------------
 @pytest.fixture
 def session_loop():
-    from core.session_loop import SessionLoop
+    from core.pipeline.session_loop import SessionLoop
 
     host = SessionLoop(name="test-sessions")
     yield host

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from core.stt import STTError
-from core.tts import TTSError
+from core.speech.stt import STTError
+from core.speech.tts import TTSError
 
 
 def _collect(tts, text: str) -> tuple[np.ndarray, float]:
@@ -28,7 +28,7 @@ def _collect(tts, text: str) -> tuple[np.ndarray, float]:
 
 @pytest.fixture(scope="module")
 def piper():
-    from core.tts.piper import PiperTTS
+    from core.speech.tts.piper import PiperTTS
 
     return PiperTTS()
 
@@ -57,7 +57,7 @@ def test_piper_speaks_each_sentence_as_soon_as_it_is_ready(piper):
 
 
 def test_piper_decodes_a_sentence_in_spans_that_join_into_the_one_pass_waveform(piper):
-    from core.tts.piper import FIRST_FRAMES, spans
+    from core.speech.tts.piper import FIRST_FRAMES, spans
 
     ids = piper.sentences("To reset your online banking password, open the app and tap forgot password")[0]
     prior = piper.prior(ids)
@@ -75,7 +75,7 @@ def test_piper_decodes_a_sentence_in_spans_that_join_into_the_one_pass_waveform(
 
 
 def test_piper_starts_a_clause_after_its_first_span_not_after_the_whole_clause(piper, monkeypatch):
-    from core.tts.piper import FIRST_FRAMES
+    from core.speech.tts.piper import FIRST_FRAMES
 
     decoded: list[tuple[int, int]] = []
     real_decode = piper.decode
@@ -91,9 +91,9 @@ def test_piper_starts_a_clause_after_its_first_span_not_after_the_whole_clause(p
 
 def test_what_piper_says_is_what_the_recogniser_hears(piper):
     """Intelligibility: the product's recogniser transcribes the voice word for word."""
-    from core.audio import resample
     from core.eval.stt import decode, make_neural_engine, pad
-    from core.text import wer
+    from core.language.text import wer
+    from core.speech.audio import resample
 
     engine = make_neural_engine()
     lines = [
@@ -140,7 +140,7 @@ def test_a_missing_voice_package_is_named_at_start_up(monkeypatch, tmp_path):
 def test_a_missing_recogniser_package_is_named_at_start_up(monkeypatch, tmp_path):
     from core.config import Settings
     from core.services import build_services
-    from core.stt import moonshine_model
+    from core.speech.stt import moonshine_model
 
     _without("moonshine_cpp", monkeypatch)
     moonshine_model._load.cache_clear()
@@ -153,7 +153,7 @@ def test_a_missing_recogniser_package_is_named_at_start_up(monkeypatch, tmp_path
 
 
 def test_the_converted_model_keeps_int8_weights_and_reads_the_tokenizer():
-    from core.stt.moonshine_model import model_dir, read_tokenizer, shared_model
+    from core.speech.stt.moonshine_model import model_dir, read_tokenizer, shared_model
 
     pieces = read_tokenizer(model_dir() / "tokenizer.bin")
     assert len(pieces) == 32_000 and pieces[1] == b"<s>" and pieces[2] == b"</s>"
@@ -166,7 +166,7 @@ def test_the_converted_model_keeps_int8_weights_and_reads_the_tokenizer():
 
 def _nodes(model):
     """Every node of the decoder as loaded (the session keeps no graph: re-export it)."""
-    from core.stt.moonshine_model import _export, _graphs, model_dir, quantized_matmuls
+    from core.speech.stt.moonshine_model import _export, _graphs, model_dir, quantized_matmuls
 
     proto = _export(model_dir() / "decoder_model_merged.ort")
     assert quantized_matmuls(proto, "decoder") > 100
@@ -192,7 +192,7 @@ def test_piper_voices_a_phrase_ahead_and_a_stream_meanwhile_plays_it_as_it_grows
 
 
 def test_a_stream_of_a_phrase_being_voiced_ahead_starts_with_its_first_span(piper):
-    from core.tts.piper import _Ahead
+    from core.speech.tts.piper import _Ahead
 
     ahead = _Ahead()
     piper._inflight[piper.cache.key("a phrase voiced ahead")] = ahead

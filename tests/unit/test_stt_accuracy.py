@@ -21,7 +21,7 @@ import pytest
 
 from core.eval import DEFAULT_MANIFEST, read_lines
 from core.eval.stt import Report, evaluate, make_engine, sentence_clips
-from core.stt.domain_lm import build_domain_model
+from core.speech.stt.domain_lm import build_domain_model
 
 ROOT = Path(__file__).resolve().parents[2]
 PACK = ROOT / "packs" / "bank"
@@ -45,8 +45,8 @@ def test_in_domain_wer_regression_bound(in_domain_report):
 
 
 def test_held_out_sentences_are_not_in_the_lm_text():
-    from core.pack import load_pack
-    from core.text import normalize
+    from core.kb.pack import load_pack
+    from core.language.text import normalize
 
     pack = load_pack(PACK)
     lm_lines = {normalize(p) for p in pack.phrases}
@@ -71,13 +71,13 @@ def test_dev_clips_wer_is_sane():
 
 
 def _write_wav(path: Path, audio) -> None:
-    from core.tts.espeak import write_wav
+    from core.speech.tts.espeak import write_wav
 
     write_wav(str(path), audio, 16_000)
 
 
 def test_eval_cli_prints_a_json_last_line(tmp_path):
-    from core.tts.espeak import speak_16k
+    from core.speech.tts.espeak import speak_16k
 
     rows = ["id\tpath\tduration_s\torig_sample_rate\ttranscript"]
     for i, text in enumerate(["i lost my card", "what is my balance"]):
@@ -121,7 +121,7 @@ def test_lm_cache_reuses_files_and_rebuilds_on_change(tmp_path):
     # the model loads and the dictionary holds a compound word CMUdict lacks
     compound = build_domain_model(["Northwind Bank"], [], tmp_path, background=False)
     assert "northwind" in compound.dict_path.read_text()
-    from core.stt.pocketsphinx_stt import PocketsphinxEngine
+    from core.speech.stt.pocketsphinx_stt import PocketsphinxEngine
 
     PocketsphinxEngine(compound.lm_path, compound.dict_path)
 
@@ -146,7 +146,7 @@ class _CutOffDecoder:
 
 
 def test_speech_cut_off_mid_word_keeps_the_words_recognised_so_far():
-    from core.stt.pocketsphinx_stt import PocketsphinxStream
+    from core.speech.stt.pocketsphinx_stt import PocketsphinxStream
 
     engine = make_engine("domain", PACK)
     engine._acquire = _CutOffDecoder  # type: ignore[method-assign]
@@ -157,7 +157,7 @@ def test_speech_cut_off_mid_word_keeps_the_words_recognised_so_far():
 
 def test_real_speech_cut_at_any_point_still_gives_words():
     from core.eval.stt import pad
-    from core.tts.espeak import speak_16k
+    from core.speech.tts.espeak import speak_16k
 
     engine = make_engine("domain", PACK)
     for sentence in ("I want to check my account balance", "can I speak to someone please"):

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.stt import STTError
-from core.stt.decode_pool import EARLY, FINAL, PARTIAL, DecodePool
-from core.stt.neural import NeuralEngine, believable
+from core.speech.stt import STTError
+from core.speech.stt.decode_pool import EARLY, FINAL, PARTIAL, DecodePool
+from core.speech.stt.neural import NeuralEngine, believable
 
 ROOT = Path(__file__).resolve().parents[2]
 RATE = 16_000

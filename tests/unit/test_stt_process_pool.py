@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.stt import STTError, Transcript
-from core.stt.pocketsphinx_stt import PocketsphinxEngine
-from core.stt.process_pool import ProcessPoolEngine
-from core.tts.espeak import speak_16k
+from core.speech.stt import STTError, Transcript
+from core.speech.stt.pocketsphinx_stt import PocketsphinxEngine
+from core.speech.stt.process_pool import ProcessPoolEngine
+from core.speech.tts.espeak import speak_16k
 from tests.conftest import SHARED_CACHE
 
 FRAME = 480  # 30 ms at 16 kHz, what the endpointer releases
@@ -146,7 +146,7 @@ def test_close_stops_every_worker_and_fails_open_utterances():
 def test_lm_swap_after_kb_edit_reaches_new_workers(tmp_path: Path, audio):
     from core.config import Settings
     from core.kb.admin import speech_texts
-    from core.pack import load_pack
+    from core.kb.pack import load_pack
     from core.services import build_speech
 
     settings = Settings(data_dir=tmp_path, cache_dir=SHARED_CACHE, stt_workers=1, stt_provider="pocketsphinx")

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from core.pack import PackError, load_pack, parse_article
-from core.text import is_junk, normalize, split_sentences, wer
+from core.kb.pack import PackError, load_pack, parse_article
+from core.language.text import is_junk, normalize, split_sentences, wer
 
 ROOT = Path(__file__).resolve().parents[2]
 

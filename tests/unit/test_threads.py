@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from core.threads import BUILD_NICE, lower_this_threads_priority
+from core.ops.threads import BUILD_NICE, lower_this_threads_priority
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice is Linux behaviour")

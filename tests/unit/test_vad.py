@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.audio import PIPELINE_SAMPLE_RATE_HZ as RATE
 from core.config import Settings
 from core.eval.vad import hum, reference_voiced, run_endpointer, spans, white_noise
-from core.vad import (
+from core.pipeline.vad import (
     FRAME_MS,
     EndpointConfig,
     Endpointer,
@@ -24,6 +23,7 @@ from core.vad import (
     WebRtcFrameClassifier,
     make_endpointer,
 )
+from core.speech.audio import PIPELINE_SAMPLE_RATE_HZ as RATE
 
 DEV_AUDIO = Path(__file__).resolve().parents[3] / "shared" / "data" / "audio"
 
@@ -57,7 +57,7 @@ def product_settings() -> Settings:
 
 @pytest.fixture(scope="module")
 def script():
-    from core.tts.espeak import script_audio
+    from core.speech.tts.espeak import script_audio
 
     sentences = [
         "hi i lost my debit card yesterday",

@@ -2,10 +2,11 @@ import time
 
 import numpy as np
 
-from core.agent.chunker import SentenceChunker
-from core.agent.voice_agent import AgentConfig, VoiceAgent, is_backchannel
-from core.session import FinalEvent, VoiceSession
-from core.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
+from core.conversation.chunker import SentenceChunker
+from core.conversation.voice_agent import AgentConfig, VoiceAgent, is_backchannel
+from core.pipeline.events import FinalEvent
+from core.pipeline.session import VoiceSession
+from core.pipeline.vad import EndpointConfig, Endpointer, EnergyFrameClassifier
 from tests.conftest import silence, tone
 from tests.fakes import FakeAudioOut, FakeConversation, FakeResponder, FakeSTT, FakeTTS
 

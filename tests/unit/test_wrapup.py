@@ -2,9 +2,9 @@
 
 import pytest
 
-from core.disposition import DispositionClassifier, Taxonomy
-from core.pack import load_pack
-from core.wrapup import confirm_wrapup, confirmed_disposition, propose_wrapup, stored_proposal
+from core.copilot.disposition import DispositionClassifier, Taxonomy
+from core.copilot.wrapup import confirm_wrapup, confirmed_disposition, propose_wrapup, stored_proposal
+from core.kb.pack import load_pack
 from tests.conftest import ROOT
 
 PACK = load_pack(ROOT / "packs" / "bank")
