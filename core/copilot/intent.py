@@ -28,19 +28,24 @@ shared words and character n-grams.
 from __future__ import annotations
 
 import logging
-import sys
-import threading
 import time
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
-from scipy import sparse
 
+from core.copilot.intent_scorers import (
+    Features,
+    FloatArray,
+    IntArray,
+    Lexical,
+    Linear,
+    Model,
+    single_threaded,
+    softmax,
+    temperature,
+)
 from core.language.embeddings import Embedder
 from core.language.text import normalize
 
@@ -48,8 +53,6 @@ log = logging.getLogger(__name__)
 
 OUT_OF_SCOPE = "out_of_scope"
 Backend = Literal["embedding", "lexical"]
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 # Regularisation of the two regressions (inverse strength), from a validation sweep on
 # Banking77 (the training part of an 80/20 split); ``fit(..., tune=True)`` sweeps C_GRID.
@@ -59,8 +62,6 @@ C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 # Share of each scorer in the averaged probability: (embedding LR, lexical LR, neighbours).
 EMBEDDING_WEIGHTS = (0.4, 0.4, 0.2)
 LEXICAL_WEIGHTS = (0.0, 1.0, 0.0)
-NEIGHBOURS = 10  # training examples that vote
-NEIGHBOUR_TEMPERATURE = 0.05  # a neighbour's vote is exp(cosine / T): the nearest count most
 CALIBRATION_FOLDS = 3
 VALIDATION_FRACTION = 0.15  # held out instead of folds when there are many examples
 LARGE_TRAINING_SET = 2000
@@ -70,7 +71,6 @@ MIN_CONFIDENCE = 0.30
 MIN_SIMILARITY_EMBEDDING = 0.45
 MIN_SIMILARITY_LEXICAL = 0.20
 TOP_ALTERNATIVES = 3
-MAX_ITER = 3000
 HELDOUT_TOL = 1e-3  # models that only produce held-out predictions converge less tightly
 
 
@@ -97,178 +97,6 @@ class IntentPrediction:
     def best_intent(self) -> str | None:
         """The most likely in-scope intent, even when the prediction is out of scope."""
         return self.alternatives[0][0] if self.alternatives else None
-
-
-# --- threads --------------------------------------------------------------------------------
-_limit_lock = threading.RLock()
-_controller: Any = None
-_controller_saw_torch = False
-
-
-@contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run a block with BLAS and OpenMP (numpy, scikit-learn, torch) on one thread.
-
-    On a busy 2-core machine their worker threads spin against other processes: a
-    single-utterance embedding went from 8 ms to ~500 ms and a 0.1 s regression fit to
-    4 s. One thread costs little for single utterances and keeps latency predictable.
-    The limits are process-wide, so blocks are serialised: two overlapping blocks
-    restoring each other's settings could leave the process at one thread for good.
-    """
-    global _controller, _controller_saw_torch
-    from threadpoolctl import ThreadpoolController
-
-    with _limit_lock:
-        # scanning the loaded libraries takes ~3 ms: once, and again after torch loads
-        if _controller is None or _controller_saw_torch != ("torch" in sys.modules):
-            _controller = ThreadpoolController()
-            _controller_saw_torch = "torch" in sys.modules
-        with _controller.limit(limits=1):
-            yield
-
-
-# --- scorers ------------------------------------------------------------------------------
-def _softmax(z: FloatArray) -> FloatArray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
-
-
-class _Linear:
-    """A fitted multinomial logistic regression applied with plain numpy (scikit-learn's
-    per-call validation would cost more than the arithmetic for one utterance)."""
-
-    def __init__(self, features: Any, y: IntArray, n_classes: int, c: float, tol: float = 1e-4):
-        from sklearn.linear_model import LogisticRegression
-
-        present = np.unique(y)
-        self._coef_t: FloatArray | None = None
-        self.coef = np.zeros((n_classes, features.shape[1]))
-        self.intercept = np.full(n_classes, -1e4)  # a class absent from a fold: never predicted
-        if present.size == 1:
-            self.intercept[present[0]] = 0.0
-            return
-        model = LogisticRegression(C=c, max_iter=MAX_ITER, tol=tol).fit(features, y)
-        coef, intercept = model.coef_, model.intercept_
-        if present.size == 2:  # sklearn keeps one row: softmax([-z/2, z/2]) == sigmoid(z)
-            coef = np.vstack([-coef / 2, coef / 2])
-            intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
-        self.coef[present] = coef
-        self.intercept[present] = intercept
-
-    def proba(self, features: Any) -> FloatArray:
-        if self._coef_t is None:  # contiguous (features, classes): a sparse row then reads
-            self._coef_t = np.ascontiguousarray(self.coef.T)  # only its own rows, no copy
-        return _softmax(np.asarray(features @ self._coef_t, dtype=np.float64) + self.intercept)
-
-
-def _vote(similarities: FloatArray, y: IntArray, n_classes: int) -> FloatArray:
-    """Each of the NEIGHBOURS nearest examples adds exp(cosine / T) to its class."""
-    k = min(NEIGHBOURS, similarities.shape[1])
-    top = np.argpartition(-similarities, k - 1, axis=1)[:, :k]
-    sims = np.take_along_axis(similarities, top, axis=1)
-    weights = np.exp((sims - sims.max(axis=1, keepdims=True)) / NEIGHBOUR_TEMPERATURE)
-    votes = np.zeros((similarities.shape[0], n_classes))
-    np.add.at(votes, (np.arange(similarities.shape[0])[:, None], y[top]), weights)
-    return votes / votes.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
-
-
-class _Lexical:
-    """TF-IDF word (1-2) and character (2-5, within words) n-grams, each block L2-normalised."""
-
-    def __init__(self, texts: Sequence[str]):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        self.words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(texts)
-        self.chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True).fit(texts)
-        self._analyze = self.words.build_analyzer()
-        self._idf = dict(zip(self.words.get_feature_names_out(), self.words.idf_, strict=True))
-        self._unseen_idf = float(self.words.idf_.max())
-
-    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        return sparse.hstack([self.words.transform(texts), self.chars.transform(texts)]).tocsr()
-
-    def known_share(self, text: str) -> float:
-        """Norm of the query's word vector over its norm had unseen words been counted
-        (at the highest IDF): "tell me a joke" shares "tell me" with many examples, but
-        "joke" must lower its similarity to all of them."""
-        counts = Counter(self._analyze(text))
-        known = unseen = 0.0
-        for gram, n in counts.items():
-            tf = 1.0 + np.log(n)
-            if gram in self._idf:
-                known += (tf * self._idf[gram]) ** 2
-            else:
-                unseen += (tf * self._unseen_idf) ** 2
-        return float(np.sqrt(known / (known + unseen))) if known + unseen else 0.0
-
-
-@dataclass
-class _Features:
-    """An utterance batch as each scorer sees it."""
-
-    lexical: sparse.csr_matrix
-    dense: npt.NDArray[np.float32] | None  # sentence vectors (embedding backend)
-    known: FloatArray  # lexical backend: share of each query's words the examples know
-
-    def rows(self, index: IntArray) -> _Features:
-        dense = None if self.dense is None else self.dense[index]
-        return _Features(self.lexical[index], dense, self.known[index])
-
-
-class _Model:
-    """The scorers fitted on one training set; ``proba`` averages them."""
-
-    def __init__(
-        self,
-        feats: _Features,
-        y: IntArray,
-        n_classes: int,
-        weights: tuple[float, float, float],
-        c_embedding: float,
-        c_lexical: float,
-        tol: float = 1e-4,
-    ):
-        self.n_classes = n_classes
-        self.weights = weights
-        self.y = y
-        use_dense = feats.dense is not None and weights[0] > 0
-        self.embedding = _Linear(feats.dense, y, n_classes, c_embedding, tol) if use_dense else None
-        self.lexical = _Linear(feats.lexical, y, n_classes, c_lexical, tol) if weights[1] > 0 else None
-        # training examples as columns, stored that way once: transposing a sparse matrix
-        # on every call cost 6 ms of a lexical prediction on Banking77
-        self.space_t: Any = feats.dense.T if feats.dense is not None else feats.lexical.T.tocsr()
-
-    def _similarities(self, feats: _Features) -> FloatArray:
-        if feats.dense is not None:
-            return np.asarray(feats.dense @ self.space_t, dtype=np.float64)
-        # two L2-normalised blocks: the dot product is the sum of the two cosines
-        return np.asarray((feats.lexical @ self.space_t).toarray(), dtype=np.float64) / 2.0
-
-    def proba(self, feats: _Features) -> tuple[FloatArray, FloatArray]:
-        """Averaged probabilities, and each utterance's cosine to its nearest example."""
-        sims = self._similarities(feats)
-        total = np.zeros((sims.shape[0], self.n_classes))
-        if self.weights[2] > 0:
-            total += self.weights[2] * _vote(sims, self.y, self.n_classes)
-        if self.embedding is not None and feats.dense is not None:
-            total += self.weights[0] * self.embedding.proba(feats.dense)
-        if self.lexical is not None:
-            total += self.weights[1] * self.lexical.proba(feats.lexical)
-        return total, sims.max(axis=1) * feats.known
-
-
-def _temperature(probs: FloatArray, y: IntArray) -> float:
-    """The T minimising the log loss of softmax(log p / T) on held-out predictions."""
-    from scipy.optimize import minimize_scalar
-
-    logp = np.log(np.clip(probs, 1e-12, 1.0))
-
-    def nll(log_t: float) -> float:
-        p = _softmax(logp / np.exp(log_t))
-        return float(-np.mean(np.log(np.clip(p[np.arange(y.size), y], 1e-12, 1.0))))
-
-    return float(np.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded").x))
 
 
 def _heldout_splits(y: IntArray, seed: int) -> list[tuple[IntArray, IntArray]]:
@@ -352,8 +180,8 @@ class IntentClassifier:
         self.names: dict[str, str] = {}
         self.train_seconds = 0.0
         self.heldout = HeldOut()
-        self._lexical: _Lexical | None = None
-        self._model: _Model | None = None
+        self._lexical: Lexical | None = None
+        self._model: Model | None = None
 
     # -- training --------------------------------------------------------------------------
     @classmethod
@@ -411,11 +239,11 @@ class IntentClassifier:
         if self.fine_tune_epochs > 0:
             self._fine_tune(norm, y, len(labels_found), seed)
         with single_threaded():
-            lexical = _Lexical(norm)
+            lexical = Lexical(norm)
             feats = self._features(norm, lexical)
             weights = EMBEDDING_WEIGHTS if feats.dense is not None else LEXICAL_WEIGHTS
             self._fit_scorers(feats, y, len(labels_found), weights, tune, seed)
-            self._model = _Model(feats, y, len(labels_found), weights, self.c_embedding, self.c_lexical)
+            self._model = Model(feats, y, len(labels_found), weights, self.c_embedding, self.c_lexical)
         self._lexical = lexical
         self.labels = tuple(labels_found)
         self.train_seconds = time.perf_counter() - started
@@ -452,7 +280,7 @@ class IntentClassifier:
 
     def _fit_scorers(
         self,
-        feats: _Features,
+        feats: Features,
         y: IntArray,
         n: int,
         weights: tuple[float, float, float],
@@ -467,11 +295,11 @@ class IntentClassifier:
         probs = np.zeros((y.size, n))
         best = np.zeros(y.size)
         for tr, va in splits:
-            model = _Model(feats.rows(tr), y[tr], n, weights, self.c_embedding, self.c_lexical, HELDOUT_TOL)
+            model = Model(feats.rows(tr), y[tr], n, weights, self.c_embedding, self.c_lexical, HELDOUT_TOL)
             probs[va], best[va] = model.proba(feats.rows(va))
         seen = np.concatenate([va for _, va in splits])
         probs, best, truth = probs[seen], best[seen], y[seen]
-        self.temperature = _temperature(probs, truth)
+        self.temperature = temperature(probs, truth)
         calibrated = self._calibrate(probs)
         rejected = (calibrated.max(axis=1) < self.min_confidence) | (best < self.min_similarity)
         self.heldout = HeldOut(
@@ -484,7 +312,7 @@ class IntentClassifier:
 
     def _tune(
         self,
-        feats: _Features,
+        feats: Features,
         y: IntArray,
         n: int,
         splits: list[tuple[IntArray, IntArray]],
@@ -498,7 +326,7 @@ class IntentClassifier:
             for c in C_GRID:
                 hits = 0
                 for tr, va in splits:
-                    p = _Linear(feats.dense[tr], y[tr], n, c).proba(feats.dense[va])
+                    p = Linear(feats.dense[tr], y[tr], n, c).proba(feats.dense[va])
                     hits += int((p.argmax(axis=1) == y[va]).sum())
                 scores["embedding"][c] = hits / total
             # ties go to the smaller C (stronger regularisation)
@@ -508,7 +336,7 @@ class IntentClassifier:
             for c in C_GRID:
                 hits = 0
                 for tr, va in splits:
-                    p = _Linear(feats.lexical[tr], y[tr], n, c).proba(feats.lexical[va])
+                    p = Linear(feats.lexical[tr], y[tr], n, c).proba(feats.lexical[va])
                     hits += int((p.argmax(axis=1) == y[va]).sum())
                 scores["lexical"][c] = hits / total
             self.c_lexical = max(C_GRID, key=lambda c: (scores["lexical"][c], -c))
@@ -539,7 +367,7 @@ class IntentClassifier:
         return out
 
     def _calibrate(self, probs: FloatArray) -> FloatArray:
-        return _softmax(np.log(np.clip(probs, 1e-12, 1.0)) / self.temperature)
+        return softmax(np.log(np.clip(probs, 1e-12, 1.0)) / self.temperature)
 
     def _prediction(self, probs: FloatArray, similarity: float) -> IntentPrediction:
         order = np.argsort(-probs)[:TOP_ALTERNATIVES]
@@ -553,14 +381,14 @@ class IntentClassifier:
             similarity=similarity,
         )
 
-    def _features(self, norm: Sequence[str], lexical: _Lexical) -> _Features:
+    def _features(self, norm: Sequence[str], lexical: Lexical) -> Features:
         if self._embedder is not None:
             dense = np.asarray(self._embedder.embed(list(norm)), dtype=np.float32)
             known = np.ones(len(norm))
         else:
             dense = None
             known = np.array([lexical.known_share(t) for t in norm])
-        return _Features(lexical.transform(norm), dense, known)
+        return Features(lexical.transform(norm), dense, known)
 
 
 def _default_embedder(required: bool) -> Embedder | None:
