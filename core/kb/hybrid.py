@@ -35,7 +35,6 @@ import logging
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from core.kb.chunking import MAX_CHUNK_WORDS, chunk_article
 from core.kb.fts import FTSIndex
 from core.kb.lexical import analyze, analyze_pairs
 from core.kb.pack import Article, Pack
+from core.kb.vectors import Ranked, VectorStore
 from core.language.embeddings import EMBEDDING_DIM, Embedder, EmbeddingsUnavailable
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,7 @@ FOLLOW_UP_WEIGHT = 0.9  # recent weight when the latest turn is short ("how long
 FOLLOW_UP_MAX_TERMS = 3  # content words in a "short" turn
 OLDER_WEIGHT = 0.5  # turns further back: the topic of a call rarely changes
 QUERY_CACHE_SIZE = 2048  # per-turn query vectors kept
-_GROW_ROWS = 1024
 
-FloatMatrix = npt.NDArray[np.float32]
 
 
 def turn_weights(query: str, history: Sequence[str]) -> list[tuple[str, float]]:
@@ -119,136 +117,6 @@ def _digest(chunk: Chunk) -> bytes:
     return hashlib.blake2b(chunk.context_text.encode("utf-8"), digest_size=16).digest()
 
 
-def _matvec(matrix: FloatMatrix, vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """``matrix @ vector`` on the calling thread.
-
-    ``@`` goes to a multi-threaded BLAS whose worker threads, on a busy 2-core machine,
-    sometimes take 8-15 ms to wake for a job that needs 0.1 ms (measured: p95 8 ms at
-    2,000 rows). ``einsum`` runs numpy's own loop: 0.3-0.5 ms for 10,000 × 384, every time.
-    """
-    return np.einsum("ij,j->i", matrix, vector)
-
-
-def _grown(array: npt.NDArray[Any], fill: float) -> npt.NDArray[Any]:
-    """``array`` with twice the rows (at least :data:`_GROW_ROWS`), new rows set to ``fill``."""
-    extra = max(_GROW_ROWS, array.shape[0])
-    return np.concatenate([array, np.full((extra, *array.shape[1:]), fill, array.dtype)])
-
-
-@dataclass(frozen=True)
-class _Ranked:
-    """One retriever's answer: chunk ids and article ids, best first, with their scores."""
-
-    chunks: list[str]
-    chunk_scores: dict[str, float]
-    articles: list[str]
-    article_scores: dict[str, float]
-
-
-class _VectorStore:
-    """Chunk vectors as rows of one matrix, plus one centroid per article.
-
-    Removed rows are zeroed and reused. An article's semantic score is its best chunk's
-    cosine plus its centroid's: the best passage says "this part answers it", the centroid
-    "the whole document is about this" (long documents spread a topic over many chunks).
-    """
-
-    def __init__(self, dim: int) -> None:
-        self.dim = dim
-        self.rows: FloatMatrix = np.zeros((0, dim), np.float32)
-        self.row_chunk: list[str | None] = []
-        self.row_slot = np.zeros(0, np.int64)  # row -> article slot, -1 when free
-        self.row_of: dict[str, int] = {}
-        self.free_rows: list[int] = []
-        self.centroids: FloatMatrix = np.zeros((0, dim), np.float32)
-        self.slot_article: list[str | None] = []
-        self.slot_of: dict[str, int] = {}
-        self.free_slots: list[int] = []
-
-    def __len__(self) -> int:
-        return len(self.row_of)
-
-    def vector(self, chunk_id: str) -> npt.NDArray[np.float32] | None:
-        row = self.row_of.get(chunk_id)
-        return None if row is None else self.rows[row].copy()
-
-    def put(
-        self, article_id: str, chunk_ids: Sequence[str], vectors: Sequence[npt.NDArray[np.float32]]
-    ) -> None:
-        """Store an article's chunk vectors (the article must not be stored already)."""
-        if not chunk_ids:
-            return
-        slot = self.free_slots.pop() if self.free_slots else self._grow_slots()
-        self.slot_article[slot] = article_id
-        self.slot_of[article_id] = slot
-        mean = np.mean(np.stack(vectors), axis=0)
-        norm = float(np.linalg.norm(mean))
-        self.centroids[slot] = mean / norm if norm > 0 else mean
-        for chunk_id, vector in zip(chunk_ids, vectors, strict=True):
-            row = self.free_rows.pop() if self.free_rows else self._grow_rows()
-            self.rows[row] = vector
-            self.row_chunk[row] = chunk_id
-            self.row_slot[row] = slot
-            self.row_of[chunk_id] = row
-
-    def drop(self, article_id: str, chunk_ids: Iterable[str]) -> None:
-        for chunk_id in chunk_ids:
-            row = self.row_of.pop(chunk_id, None)
-            if row is not None:
-                self.rows[row] = 0.0
-                self.row_chunk[row] = None
-                self.row_slot[row] = -1
-                self.free_rows.append(row)
-        slot = self.slot_of.pop(article_id, None)
-        if slot is not None:
-            self.centroids[slot] = 0.0
-            self.slot_article[slot] = None
-            self.free_slots.append(slot)
-
-    def _grow_rows(self) -> int:
-        row = len(self.row_chunk)
-        if row >= self.rows.shape[0]:
-            self.rows = _grown(self.rows, 0.0)
-            self.row_slot = _grown(self.row_slot, -1)
-        self.row_chunk.append(None)
-        return row
-
-    def _grow_slots(self) -> int:
-        slot = len(self.slot_article)
-        if slot >= self.centroids.shape[0]:
-            self.centroids = _grown(self.centroids, 0.0)
-        self.slot_article.append(None)
-        return slot
-
-    def search(self, vector: npt.NDArray[np.float32], n: int) -> _Ranked:
-        """The ``n`` most similar chunks and the ``n`` best articles."""
-        if not self.row_of:
-            return _Ranked([], {}, [], {})
-        used = len(self.row_chunk)
-        sims = _matvec(self.rows[:used], vector)
-        slots = self.row_slot[:used]
-        live = slots >= 0
-        sims[~live] = -np.inf
-        top = min(n, len(self.row_of))
-        rows = np.argpartition(-sims, top - 1)[:top]
-        rows = rows[np.argsort(-sims[rows], kind="stable")]
-        chunks = [self.row_chunk[r] or "" for r in rows]
-        n_slots = len(self.slot_article)
-        best = np.full(n_slots, -np.inf, np.float32)
-        np.maximum.at(best, slots[live], sims[live])
-        article_score = best + _matvec(self.centroids[:n_slots], vector)  # free slots stay at -inf
-        top_a = min(n, len(self.slot_of))
-        order = np.argpartition(-article_score, top_a - 1)[:top_a]
-        order = order[np.argsort(-article_score[order], kind="stable")]
-        articles = [self.slot_article[s] or "" for s in order]
-        return _Ranked(
-            chunks,
-            {c: float(sims[r]) for c, r in zip(chunks, rows, strict=True)},
-            articles,
-            {a: float(best[s]) for a, s in zip(articles, order, strict=True)},
-        )
-
-
 class HybridSearch:
     """FTS5 + embedding retrieval with rank fusion; implements :class:`core.kb.KBSearch`.
 
@@ -282,7 +150,7 @@ class HybridSearch:
         self._cache_lock = threading.Lock()
         self._fts = FTSIndex(path)
         self._embedder = self._resolve_embedder(embedder)
-        self._vectors = _VectorStore(int(getattr(self._embedder, "dim", EMBEDDING_DIM)))
+        self._vectors = VectorStore(int(getattr(self._embedder, "dim", EMBEDDING_DIM)))
         self._query_cache: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
         self._chunks: dict[str, Chunk] = {}
         self._by_article: dict[str, list[str]] = {}
@@ -345,7 +213,7 @@ class HybridSearch:
                 current = {a: [self._chunks[c] for c in ids] for a, ids in self._by_article.items()}
                 if any(_digest(c) not in vectors for chunks in current.values() for c in chunks):
                     continue  # an edit landed while encoding: encode the new text too
-                store = _VectorStore(int(getattr(embedder, "dim", EMBEDDING_DIM)))
+                store = VectorStore(int(getattr(embedder, "dim", EMBEDDING_DIM)))
                 for article_id, chunks in current.items():
                     store.put(article_id, [c.chunk_id for c in chunks], [vectors[_digest(c)] for c in chunks])
                 self._vectors = store
@@ -467,14 +335,14 @@ class HybridSearch:
         with self._cache_lock:
             self._query_cache.clear()
 
-    def _lexical(self, weights: dict[str, float]) -> _Ranked:
+    def _lexical(self, weights: dict[str, float]) -> Ranked:
         hits = self._fts.search(weights, limit=self.candidates)
         chunks = [h.chunk.chunk_id for h in hits]
         scores = {h.chunk.chunk_id: h.score for h in hits}
         best: dict[str, float] = {}
         for h in hits:  # hits are best first: an article's first hit is its best chunk
             best.setdefault(h.chunk.article_id, h.score)
-        return _Ranked(chunks, scores, list(best), best)
+        return Ranked(chunks, scores, list(best), best)
 
     def search(self, query: str, k: int = 3, history: Sequence[str] = ()) -> list[SearchHit]:
         """Best chunk of each of the ``k`` best articles by fused rank, best first.
@@ -501,7 +369,7 @@ class HybridSearch:
             semantic = (
                 self._vectors.search(vector, self.candidates)
                 if vector is not None
-                else _Ranked([], {}, [], {})
+                else Ranked([], {}, [], {})
             )
             weights_by_list = (1.0, self.semantic_weight)
             fused = rrf([lexical.articles, semantic.articles], self.rrf_k, weights_by_list)
@@ -526,7 +394,7 @@ class HybridSearch:
             return hits
 
 
-def _why(article_id: str, words: Sequence[str], lexical: _Ranked, semantic: _Ranked) -> str:
+def _why(article_id: str, words: Sequence[str], lexical: Ranked, semantic: Ranked) -> str:
     """``words #2 on lost, card; meaning #1 (similarity 0.62)``."""
     parts = []
     if article_id in lexical.article_scores:
