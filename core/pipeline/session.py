@@ -17,7 +17,6 @@ import logging
 import queue
 import threading
 import time
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,20 +24,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from core.language.text import is_junk
-from core.ops.observability import stage_span
 from core.pipeline.events import (
     ErrorEvent,
-    FinalEvent,
-    PartialEvent,
     SessionEvent,
     SessionSnapshot,
     SessionState,
-    SettledEvent,
-    SpeechStartedEvent,
 )
 from core.pipeline.reaper import process_owner
-from core.pipeline.vad import Endpointer, EndpointEvent
+from core.pipeline.utterances import SessionSide, Utterances
+from core.pipeline.vad import Endpointer
 from core.speech.audio import (
     PIPELINE_SAMPLE_RATE_HZ,
     AudioFormatError,
@@ -47,7 +41,7 @@ from core.speech.audio import (
     StreamResampler,
     dbfs,
 )
-from core.speech.stt import STTEngine, STTError, UtteranceStream
+from core.speech.stt import STTEngine
 from core.store import SegmentRecord, Store, StoreError, UtteranceTiming
 
 if TYPE_CHECKING:
@@ -381,101 +375,17 @@ class VoiceSession:
         endpointer = self._endpointer_factory()
         converter = FrameConverter()
         pcm_resampler = StreamResampler()
-        stream: UtteranceStream | None = None
-        utt_start_ms = 0.0
-        since_partial_ms = 0.0
-        settled_for = -1.0  # the speech end a SettledEvent went out for (one per pause)
-        # settled words of a recogniser that does not call back on its finals are asked for
-        # on each chunk of a pause; one that does (Deepgram) is asked when a final arrives
-        poll_settled = False
-        arrivals: deque[tuple[float, float]] = deque(maxlen=2000)  # (stream end ms, arrival)
         last_heartbeat = time.monotonic()
         last_audio = time.monotonic()
-        call_id = self.call_id or ""
-
-        def speech_end_arrival(t_ms: float) -> float:
-            i = bisect_left(arrivals, t_ms, key=lambda a: a[0])
-            return arrivals[min(i, len(arrivals) - 1)][1] if arrivals else time.monotonic()
-
-        def settle(stream: UtteranceStream) -> None:
-            """In a pause, pass on the recogniser's settled words (once per pause)."""
-            nonlocal settled_for
-            settled = getattr(stream, "settled_text", None)
-            speech_end = endpointer.speech_end_ms
-            if settled is None or endpointer.pause_ms <= 0 or speech_end == settled_for:
-                return
-            text = settled(speech_end - utt_start_ms)
-            if text is None:
-                return
-            settled_for = speech_end
-            if not is_junk(text):  # judged before redaction: a line that is all "[CARD]" is not junk
-                self._emit(SettledEvent(call_id, self._redact(text.strip(), peek=True), utt_start_ms))
-
-        def settle_soon(opened: UtteranceStream) -> Callable[[], None]:
-            """A callback for the recogniser's thread: settle ``opened`` on this loop."""
-
-            def check() -> None:
-                if stream is opened:  # still the open utterance
-                    settle(opened)
-
-            return lambda: self.call_soon(check)
-
-        def handle(events: list[EndpointEvent]) -> None:
-            nonlocal stream, utt_start_ms, since_partial_ms, poll_settled
-            for ev in events:
-                if ev.kind == "start":
-                    if stream is not None:
-                        stream.cancel()
-                    stream = self._open_stream()
-                    if stream is not None and hasattr(stream, "on_final"):  # settled words as soon as they arrive
-                        stream.on_final = settle_soon(stream)
-                    # a recogniser that decodes when asked in a pause (the neural one) is
-                    # polled even though it also calls back when that decode is done
-                    poll_settled = hasattr(stream, "settled_text") and (
-                        not hasattr(stream, "on_final") or bool(getattr(stream, "settles_on_poll", False))
-                    )
-                    utt_start_ms = ev.t_ms
-                    since_partial_ms = 0.0
-                    with self._lock:
-                        self._m.in_speech = True
-                    self._emit(SpeechStartedEvent(call_id, ev.t_ms))
-                elif ev.kind == "audio" and stream is not None and ev.audio is not None:
-                    try:
-                        stream.accept(ev.audio)
-                    except STTError as exc:
-                        self._record_error(f"speech recognition failed: {exc}")
-                        stream.cancel()
-                        stream = None
-                        continue
-                    since_partial_ms += ev.audio.size * 1000.0 / PIPELINE_SAMPLE_RATE_HZ
-                    if poll_settled:
-                        settle(stream)
-                    if since_partial_ms >= self._partial_interval_ms:
-                        since_partial_ms = 0.0
-                        text = self._redact(stream.partial(), partial=True)
-                        if text:
-                            with self._lock:
-                                self._m.partial = text
-                            self._emit(PartialEvent(call_id, text, utt_start_ms))
-                elif ev.kind == "abandon":
-                    if stream is not None:
-                        stream.cancel()
-                    stream = None
-                    with self._lock:
-                        self._m.in_speech = False
-                        self._m.partial = ""
-                elif ev.kind == "end":
-                    s, stream = stream, None
-                    with self._lock:
-                        self._m.in_speech = False
-                    if s is not None:  # finalised after the frame (it may wait: see _blocking)
-                        ending.append((s, utt_start_ms, ev, speech_end_arrival(ev.t_ms)))
-
-        ending: list[tuple[UtteranceStream, float, EndpointEvent, float]] = []
+        utterances = Utterances(
+            self.call_id or "", self._stt, self._store, endpointer, self._side(), self._redact,
+            self._partial_interval_ms,
+        )
+        handle, ending = utterances.handle, utterances.ending
 
         async def finalize_ended() -> None:
             while ending:
-                await self._blocking(self._finalize, *ending.pop(0))
+                await self._blocking(utterances.finalize, *ending.pop(0))
 
         while True:
             if not self._queue.empty():  # no timer per frame when frames are waiting
@@ -506,7 +416,7 @@ class VoiceSession:
             frame, arrived = item
             last_audio = now
             try:
-                self._process_frame(frame, arrived, converter, pcm_resampler, endpointer, handle, arrivals)
+                self._process_frame(frame, arrived, converter, pcm_resampler, endpointer, utterances)
                 if ending:
                     await finalize_ended()
             finally:
@@ -522,8 +432,7 @@ class VoiceSession:
         converter: FrameConverter,
         pcm_resampler: StreamResampler,
         endpointer: Endpointer,
-        handle: Callable[[list[EndpointEvent]], None],
-        arrivals: deque[tuple[float, float]],
+        utterances: Utterances,
     ) -> None:
         assert self._queue is not None
         try:
@@ -553,8 +462,8 @@ class VoiceSession:
             self._m.level_dbfs = dbfs(pcm)
         if self._recorder is not None:
             self._recorder.write(pcm)
-        handle(endpointer.process(pcm))
-        arrivals.append((endpointer.stream_ms, arrived))
+        utterances.handle(endpointer.process(pcm))
+        utterances.arrived(endpointer.stream_ms, arrived)
         with self._lock:
             self._m.stream_ms = endpointer.stream_ms
 
@@ -586,67 +495,22 @@ class VoiceSession:
             f"{MAX_BACKLOG_AUDIO_MS / 1000:.0f} s of backlog were skipped"
         )
 
-    def _open_stream(self) -> UtteranceStream | None:
-        try:
-            return self._stt.open()
-        except STTError as exc:
-            self._record_error(f"speech recognition unavailable: {exc}")
-            return None
+    def _side(self) -> SessionSide:
+        """How this session's utterances reach its snapshot, listeners and store retries."""
 
-    def _finalize(
-        self, stream: UtteranceStream, t_start_ms: float, ev: EndpointEvent, speech_end_at: float
-    ) -> None:
-        call_id = self.call_id or ""
-        decided_at = time.monotonic()
-        try:
-            with stage_span("stt", call_id):
-                transcript = stream.finish(ev.t_ms - t_start_ms)
-        except STTError as exc:
-            self._record_error(f"speech recognition failed: {exc}")
-            return
-        with self._lock:
-            self._m.partial = ""
-        if is_junk(transcript.text):  # judged before redaction: a line that is all "[CARD]" is kept
-            return
-        text = self._redact(transcript.text.strip())
-        seg = SegmentRecord(
-            id=0, call_id=call_id, speaker="caller", text=text, t_start_ms=t_start_ms,
-            t_end_ms=ev.t_ms, confidence=transcript.confidence, created_at=time.time(),
-        )
-        persisted = True
-        try:
-            seg = self._store.add_segment(
-                call_id, "caller", text, t_start_ms, ev.t_ms, transcript.confidence
-            )
-        except StoreError as exc:
-            persisted = False
-            self._record_error(f"could not save an utterance yet (kept, will retry): {exc}")
-            pending = seg
-            self._outbox.append(lambda: self._store.add_segment(
-                call_id, "caller", pending.text, pending.t_start_ms, pending.t_end_ms,
-                pending.confidence,
-            ))
-        final_at = time.monotonic()
-        timing = UtteranceTiming(
-            speech_end_to_final_ms=(final_at - speech_end_at) * 1000.0,
-            endpoint_ms=(decided_at - speech_end_at) * 1000.0,
-            stt_finalize_ms=(final_at - decided_at) * 1000.0,
-            decode_ms=transcript.decode_ms,
-            audio_ms=transcript.audio_ms,
-            rtf=transcript.decode_ms / transcript.audio_ms if transcript.audio_ms else 0.0,
-            segment_id=seg.id if persisted else None,
-            call_id=call_id,
-            created_at=time.time(),
-        )
-        try:
-            self._store.add_timing(timing)
-        except StoreError as exc:
-            self._outbox.append(lambda: self._store.add_timing(timing))
-            self._record_error(f"could not save timings yet: {exc}")
-        with self._lock:
-            self._m.segments.append(seg)
-            self._m.timings.append(timing)
-        self._emit(FinalEvent(call_id, seg, timing, persisted))
+        def show(*, partial: str | None = None, in_speech: bool | None = None) -> None:
+            with self._lock:
+                if partial is not None:
+                    self._m.partial = partial
+                if in_speech is not None:
+                    self._m.in_speech = in_speech
+
+        def saved(segment: SegmentRecord, timing: UtteranceTiming) -> None:
+            with self._lock:
+                self._m.segments.append(segment)
+                self._m.timings.append(timing)
+
+        return SessionSide(self._emit, self._record_error, show, saved, self.call_soon, self._outbox)
 
     def _flush_outbox(self) -> None:
         while self._outbox:
