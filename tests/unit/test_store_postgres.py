@@ -14,8 +14,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from core.config import Settings
 from core.services import open_store
-from core.store import StoreError
-from core.store.postgres import MIGRATIONS, PostgresStore, describe_target, libpq_url
+from core.store import StoreError, migrate
+from core.store.migrate import LEGACY_VERSION
+from core.store.postgres import PostgresStore, describe_target, libpq_url
 from tests.pg import free_port
 
 
@@ -47,7 +48,7 @@ def test_no_server_side_prepared_statements_so_transaction_poolers_work(pg_url):
     for i in range(10):  # psycopg would prepare after 5 runs of one query by default
         store.add_segment(call.id, "caller", f"line {i}", i, i + 1)
         store.segments(call.id)
-    prepared = store._query("SELECT COUNT(*) AS n FROM pg_prepared_statements")[0]["n"]
+    prepared = store._rows("SELECT COUNT(*) FROM pg_prepared_statements")[0][0]
     assert prepared == 0
     store.close()
 
@@ -90,8 +91,16 @@ def test_read_only_database_is_a_clear_error_and_reads_still_work(pg_url):
 def test_newer_schema_is_refused(pg_url):
     PostgresStore(pg_url).close()
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("UPDATE schema_version SET version = %s", (len(MIGRATIONS) + 5,))
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")  # a revision of a later release
     with pytest.raises(StoreError, match="newer than this release"):
+        PostgresStore(pg_url)
+
+
+def test_newer_schema_of_a_release_before_alembic_is_refused(pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (%s)", (LEGACY_VERSION + 5,))
+    with pytest.raises(StoreError, match="has schema version 8, newer than this release"):
         PostgresStore(pg_url)
 
 
@@ -112,7 +121,7 @@ def test_processes_starting_together_migrate_once(pg_url):
         t.join(30)
     assert not errors and len(stores) == 6
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS),)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrate.head(),)]
     for s in stores:
         s.close()
 
