@@ -42,7 +42,6 @@ def dumps(value: Any) -> str:
 class _PerDatabase(TypeDecorator[Any]):
     """A column type that is one type on SQLite and another on Postgres."""
 
-    cache_ok = True
     on_sqlite: TypeEngine[Any]
     on_postgres: TypeEngine[Any]
 
@@ -54,6 +53,7 @@ class Seconds(_PerDatabase):
     """A float: ``REAL`` on SQLite, ``DOUBLE PRECISION`` on Postgres."""
 
     impl = Double
+    cache_ok = True  # set on each class: SQLAlchemy does not inherit it
     on_sqlite, on_postgres = REAL(), Double()
 
 
@@ -61,6 +61,7 @@ class Document(_PerDatabase):
     """A JSON value: ``TEXT`` on SQLite, ``JSONB`` on Postgres (queryable in place)."""
 
     impl = Text
+    cache_ok = True  # set on each class: SQLAlchemy does not inherit it
     on_sqlite, on_postgres = Text(), JSONB()
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
@@ -74,6 +75,7 @@ class Flag(_PerDatabase):
     """A boolean: ``INTEGER`` 0/1 on SQLite, ``BOOLEAN`` on Postgres."""
 
     impl = Boolean
+    cache_ok = True  # set on each class: SQLAlchemy does not inherit it
     on_sqlite, on_postgres = Integer(), Boolean()
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
