@@ -92,7 +92,8 @@ class SqlStore(CallLog, CallQueries, ArticleTable):
         conn = self._conn()
         # BEGIN and COMMIT go straight to the driver: they need no statement compiled, and
         # writes are what the per-statement cost of the layer above would slow down
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        driver = conn.connection.dbapi_connection
+        cursor = driver.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(self.begin_sql)
             try:
@@ -103,9 +104,12 @@ class SqlStore(CallLog, CallQueries, ArticleTable):
                 raise
             cursor.execute("COMMIT")
         except self._db_errors as exc:
+            if not isinstance(exc, sa_exc.DBAPIError) and self._engine.dialect.is_disconnect(exc, driver, cursor):
+                conn.invalidate()  # the layer above did not see this one: the next use reconnects
             raise self._store_error(exc) from exc
         finally:
-            cursor.close()
+            with suppress(*self._db_errors):
+                cursor.close()
 
     def _rows(self, statement: Executable | str, params: Mapping[str, Any] | None = None) -> Sequence[Row[Any]]:
         stmt = text(statement) if isinstance(statement, str) else statement

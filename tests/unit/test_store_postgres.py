@@ -140,6 +140,21 @@ def test_a_dropped_connection_is_replaced(pg_url):
     store.close()
 
 
+def test_a_write_on_a_dropped_connection_fails_once_then_the_next_reconnects(pg_url):
+    store = PostgresStore(pg_url)
+    call = store.create_call("talk")
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'voice-copilot' AND pid <> pg_backend_pid()"
+        )
+    with pytest.raises(StoreError, match="Postgres"):
+        store.add_segment(call.id, "caller", "lost", 0, 10)  # writes are never repeated
+    store.add_segment(call.id, "caller", "kept", 0, 10)
+    assert [s.text for s in store.segments(call.id)] == ["kept"]
+    store.close()
+
+
 def test_two_stores_on_one_database_see_each_others_calls_and_reaping(pg_url):
     a, b = PostgresStore(pg_url), PostgresStore(pg_url)
     call = a.create_call("talk")
