@@ -6,6 +6,11 @@ schema of the last release before Alembic). A database made by such a release ha
 ``alembic_version`` table but a version of its own (SQLite ``user_version``, Postgres
 ``schema_version``); up to :data:`LEGACY_VERSION` it is upgraded in place by the baseline
 (its tables and rows are kept), above it this release refuses it, as it always did.
+
+A new revision: change :mod:`core.store.tables`, then write the step (``op.add_column``
+...) in a new file made by
+``python -c "from alembic import command; from core.store.migrate import config;
+command.revision(config(), 'what changes', rev_id='0002')"``.
 """
 
 from __future__ import annotations
