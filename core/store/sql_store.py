@@ -58,8 +58,12 @@ class SqlStore(CallLog, CallQueries, ArticleTable):
     def _lock_migrations(self, conn: Connection) -> None:
         """Serialise migrations between processes (inside the migration transaction)."""
 
+    def _describe(self) -> str:
+        """The database in a message: its path, or the server and database name."""
+        raise NotImplementedError
+
     def _where(self) -> dict[str, str]:
-        """What the store is (path or server), for health and messages."""
+        """What the store is (``path`` or ``target``), for health."""
         raise NotImplementedError
 
     def integrity_problems(self) -> list[str]:
@@ -142,9 +146,6 @@ class SqlStore(CallLog, CallQueries, ArticleTable):
             if not self._schema_is_current(tx):
                 migrate.upgrade(tx)
 
-    def _describe(self) -> str:
-        raise NotImplementedError
-
     @property
     def schema_version(self) -> str | None:
         """The database's Alembic revision."""
@@ -159,10 +160,14 @@ class SqlStore(CallLog, CallQueries, ArticleTable):
             count: int | str = int(self._rows(select(func.count()).select_from(calls))[0][0])
         except StoreError as exc:
             count = f"unreadable: {exc}"
+        try:
+            version: str | None = self.schema_version
+        except StoreError as exc:
+            version = f"unreadable: {exc}"
         return {
             "backend": self.backend,
             **self._where(),
-            "schema_version": self.schema_version,
+            "schema_version": version,
             "status": "damaged" if problems else "ok",
             "problems": problems,
             "calls": count,
