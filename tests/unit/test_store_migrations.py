@@ -8,7 +8,6 @@ code (``make.py`` there says how): calls, lines, events, timings, turns and arti
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 
 import psycopg
@@ -18,6 +17,7 @@ from core.store import ArticleRecord, StoreError, TurnRecord, migrate
 from core.store.postgres import PostgresStore
 from core.store.sqlite import SQLiteStore
 from core.store.tables import metadata
+from tests.conftest import open_together
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_store"
 TABLES = [t.name for t in metadata.sorted_tables]
@@ -171,21 +171,7 @@ def test_the_baseline_creates_the_postgres_schema_of_the_release_before_alembic(
 
 def test_sqlite_processes_starting_together_migrate_once(tmp_path):
     path = tmp_path / "together.sqlite3"
-    stores: list[SQLiteStore] = []
-    errors: list[Exception] = []
-
-    def open_one() -> None:
-        try:
-            stores.append(SQLiteStore(path))
-        except Exception as exc:  # collected: the assertion below shows it
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_one) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not errors and len(stores) == 6
+    stores = open_together(lambda: SQLiteStore(path))
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrate.head(),)]
     conn.close()

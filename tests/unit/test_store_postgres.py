@@ -6,8 +6,6 @@ The shared Store contract runs on both backends through the ``store`` fixture
 
 from __future__ import annotations
 
-import threading
-
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -17,6 +15,7 @@ from core.services import open_store
 from core.store import StoreError, migrate
 from core.store.migrate import LEGACY_VERSION
 from core.store.postgres import PostgresStore, describe_target, libpq_url
+from tests.conftest import open_together
 from tests.pg import free_port
 
 
@@ -105,21 +104,7 @@ def test_newer_schema_of_a_release_before_alembic_is_refused(pg_url):
 
 
 def test_processes_starting_together_migrate_once(pg_url):
-    stores: list[PostgresStore] = []
-    errors: list[Exception] = []
-
-    def open_one() -> None:
-        try:
-            stores.append(PostgresStore(pg_url))
-        except Exception as exc:  # collected: the assertion below shows it
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_one) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not errors and len(stores) == 6
+    stores = open_together(lambda: PostgresStore(pg_url))
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrate.head(),)]
     for s in stores:
