@@ -97,8 +97,9 @@ class SqlStore(CallLog, CallQueries, ArticleTable):
         # BEGIN and COMMIT go straight to the driver: they need no statement compiled, and
         # writes are what the per-statement cost of the layer above would slow down
         driver = conn.connection.dbapi_connection
-        cursor = driver.cursor()  # type: ignore[union-attr]
+        cursor = None
         try:
+            cursor = driver.cursor()  # type: ignore[union-attr]
             cursor.execute(self.begin_sql)
             try:
                 yield conn
@@ -112,8 +113,9 @@ class SqlStore(CallLog, CallQueries, ArticleTable):
                 conn.invalidate()  # the layer above did not see this one: the next use reconnects
             raise self._store_error(exc) from exc
         finally:
-            with suppress(*self._db_errors):
-                cursor.close()
+            if cursor is not None:
+                with suppress(*self._db_errors):
+                    cursor.close()
 
     def _rows(self, statement: Executable | str, params: Mapping[str, Any] | None = None) -> Sequence[Row[Any]]:
         stmt = text(statement) if isinstance(statement, str) else statement
