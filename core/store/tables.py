@@ -89,7 +89,8 @@ RowId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def row_id() -> Column[int]:
-    """``INTEGER PRIMARY KEY AUTOINCREMENT`` on SQLite, a ``BIGINT`` identity on Postgres."""
+    """``INTEGER PRIMARY KEY AUTOINCREMENT`` on SQLite (with ``NOT NULL``, which a rowid
+    column is anyway), a ``BIGINT`` identity on Postgres."""
     return Column("id", RowId, Identity(), primary_key=True)
 
 
@@ -107,6 +108,8 @@ def segment_ref(name: str) -> Column[int]:
 
 metadata = MetaData()
 
+# Text keys say nothing about NULL, as the hand-written schema did (Postgres adds NOT NULL
+# to any primary key; SQLite would not have).
 calls = Table(
     "calls", metadata,
     Column("id", Text, primary_key=True, nullable=True),
