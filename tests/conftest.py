@@ -74,6 +74,29 @@ def store(request: pytest.FixtureRequest, tmp_path: Path):
     s.close()
 
 
+def open_together(open_store, count: int = 6) -> list:
+    """``count`` stores opened by as many threads at once (processes starting together);
+    fails the test with the first error any of them raised."""
+    import threading
+
+    stores: list = []
+    errors: list[Exception] = []
+
+    def open_one() -> None:
+        try:
+            stores.append(open_store())
+        except Exception as exc:  # collected: the assertion below shows it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and len(stores) == count, errors
+    return stores
+
+
 def tone(freq_hz: float, seconds: float, level: float = 0.3, rate: int = 16000) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     return (np.sin(2 * np.pi * freq_hz * t) * level * 32767).astype(np.int16)

@@ -1,7 +1,9 @@
 """Persistence interface: calls, segments, events, per-utterance timings and KB articles.
 
-Callers depend on :class:`Store` only; SQLite is the embedded implementation and a
-Postgres one can replace it without callers changing.
+Callers depend on :class:`Store` only. One implementation over SQLAlchemy Core
+(:mod:`core.store.sql_store`, tables in :mod:`core.store.tables`) serves the embedded SQLite
+file (:mod:`core.store.sqlite`) and Postgres (:mod:`core.store.postgres`); the schema is
+migrated at start-up by Alembic (:mod:`core.store.migrate`).
 """
 
 from __future__ import annotations

@@ -1,19 +1,18 @@
 import sqlite3
 import stat
-import sys
 import time
 
 import pytest
 
-from core.store import StoreError, UtteranceTiming
-from core.store.sqlite import MIGRATIONS, SQLiteStore
+from core.store import StoreError, UtteranceTiming, migrate
+from core.store.migrate import LEGACY_VERSION
+from core.store.sqlite import SQLiteStore
 from tests.conftest import ROOT
 
 
 def test_schema_is_migrated_and_versioned(store):
-    migrations = sys.modules[type(store).__module__].MIGRATIONS
-    assert store.schema_version == len(migrations) >= 2
-    assert store.health()["schema_version"] == len(migrations)
+    assert store.schema_version == migrate.head() == "0001"
+    assert store.health()["schema_version"] == migrate.head()
 
 
 def test_call_lifecycle_segments_events_timings(store):
@@ -78,16 +77,12 @@ def test_read_only_database_is_a_clear_error_and_reads_still_work(tmp_path):
     s.add_segment(call.id, "caller", "kept line", 0, 100)
     s.close()
     # open read-only through SQLite itself (file permissions do not bind root)
-    ro = SQLiteStore.__new__(SQLiteStore)
-    ro.path = path
-    import threading
 
-    ro._local = threading.local()
-    ro._conns = []
-    ro._conns_lock = threading.Lock()
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    ro._local.conn = conn
+    class ReadOnly(SQLiteStore):
+        def _connect(self) -> sqlite3.Connection:
+            return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+
+    ro = ReadOnly(path)  # already migrated: opening does not write
     with pytest.raises(StoreError, match="read-only"):
         ro.add_segment(call.id, "caller", "new line", 200, 300)
     assert [x.text for x in ro.segments(call.id)] == ["kept line"]
@@ -116,9 +111,17 @@ def test_locked_database_is_a_clear_error(tmp_path, monkeypatch):
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "new.sqlite3"
     conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    conn.execute(f"PRAGMA user_version = {LEGACY_VERSION + 5}")  # written by a release before Alembic
     conn.close()
     with pytest.raises(StoreError, match="newer"):
+        SQLiteStore(path)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 0")
+    conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+    conn.execute("INSERT INTO alembic_version VALUES ('9999')")  # a revision of a later release
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this release"):
         SQLiteStore(path)
 
 

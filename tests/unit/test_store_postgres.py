@@ -6,16 +6,16 @@ The shared Store contract runs on both backends through the ``store`` fixture
 
 from __future__ import annotations
 
-import threading
-
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from core.config import Settings
 from core.services import open_store
-from core.store import StoreError
-from core.store.postgres import MIGRATIONS, PostgresStore, describe_target, libpq_url
+from core.store import StoreError, migrate
+from core.store.migrate import LEGACY_VERSION
+from core.store.postgres import PostgresStore, describe_target, libpq_url
+from tests.conftest import open_together
 from tests.pg import free_port
 
 
@@ -47,7 +47,7 @@ def test_no_server_side_prepared_statements_so_transaction_poolers_work(pg_url):
     for i in range(10):  # psycopg would prepare after 5 runs of one query by default
         store.add_segment(call.id, "caller", f"line {i}", i, i + 1)
         store.segments(call.id)
-    prepared = store._query("SELECT COUNT(*) AS n FROM pg_prepared_statements")[0]["n"]
+    prepared = store._rows("SELECT COUNT(*) FROM pg_prepared_statements")[0][0]
     assert prepared == 0
     store.close()
 
@@ -90,29 +90,23 @@ def test_read_only_database_is_a_clear_error_and_reads_still_work(pg_url):
 def test_newer_schema_is_refused(pg_url):
     PostgresStore(pg_url).close()
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("UPDATE schema_version SET version = %s", (len(MIGRATIONS) + 5,))
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")  # a revision of a later release
     with pytest.raises(StoreError, match="newer than this release"):
         PostgresStore(pg_url)
 
 
+def test_newer_schema_of_a_release_before_alembic_is_refused(pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (%s)", (LEGACY_VERSION + 5,))
+    with pytest.raises(StoreError, match="has schema version 8, newer than this release"):
+        PostgresStore(pg_url)
+
+
 def test_processes_starting_together_migrate_once(pg_url):
-    stores: list[PostgresStore] = []
-    errors: list[Exception] = []
-
-    def open_one() -> None:
-        try:
-            stores.append(PostgresStore(pg_url))
-        except Exception as exc:  # collected: the assertion below shows it
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_one) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not errors and len(stores) == 6
+    stores = open_together(lambda: PostgresStore(pg_url))
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS),)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrate.head(),)]
     for s in stores:
         s.close()
 
@@ -128,6 +122,21 @@ def test_a_dropped_connection_is_replaced(pg_url):
     assert store.get_call(call.id).status == "active"  # the read retried on a new connection
     store.add_segment(call.id, "caller", "still here", 0, 10)
     assert [s.text for s in store.segments(call.id)] == ["still here"]
+    store.close()
+
+
+def test_a_write_on_a_dropped_connection_fails_once_then_the_next_reconnects(pg_url):
+    store = PostgresStore(pg_url)
+    call = store.create_call("talk")
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'voice-copilot' AND pid <> pg_backend_pid()"
+        )
+    with pytest.raises(StoreError, match="Postgres"):
+        store.add_segment(call.id, "caller", "lost", 0, 10)  # writes are never repeated
+    store.add_segment(call.id, "caller", "kept", 0, 10)
+    assert [s.text for s in store.segments(call.id)] == ["kept"]
     store.close()
 
 

@@ -63,7 +63,7 @@ def test_bulk_reads_return_records_of_the_requested_calls_only(store):
 
 
 def test_bulk_reads_handle_more_ids_than_one_query_takes(store):
-    from core.store.sqlite import IDS_PER_QUERY
+    from core.store.queries import IDS_PER_QUERY
 
     ids = [store.create_call("demo").id for _ in range(3)]
     many = ids + [f"missing{i}" for i in range(IDS_PER_QUERY + 5)]
