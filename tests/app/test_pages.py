@@ -97,6 +97,33 @@ def test_copilot_attaches_to_the_newest_active_call_by_itself(data_dir):
     assert store.events(new.id, "reply_used")
 
 
+def test_copilot_shows_the_whole_intent_and_sentiment_label():
+    """Intent and sentiment are text that wraps in their narrow columns (as the copilot page
+    lays them out): st.metric cut them off with an ellipsis ("duplica…", "neut…"), and
+    its value is the whole text here, so the test also checks that they are not metrics."""
+
+    def page():
+        import streamlit as st
+
+        from components.copilot import render_intent, render_sentiment
+        from core.copilot.live import IntentView, SentimentPoint
+
+        _, right = st.columns([3, 2])
+        c1, c2 = right.columns(2)
+        with c1:
+            render_intent(IntentView("duplicate_charge", 0.87))
+        with c2:
+            render_sentiment([SentimentPoint(1, 0, -0.6, "negative"), SentimentPoint(2, 3000, 0.1, "neutral")])
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [m.label for m in at.metric]
+    texts = [m.value for m in at.markdown]
+    captions = [c.value for c in at.caption]
+    assert "**duplicate charge**" in texts and ":material/sentiment_neutral: **neutral**" in texts, texts
+    assert captions == ["Intent", "87% confidence", "Sentiment", ":material/trending_up: improving"], captions
+
+
 def test_copilot_proposes_a_disposition_when_the_call_ends_and_records_the_agents_choice(data_dir):
     store = SQLiteStore(data_dir / "voice_copilot.sqlite3")
     call = store.create_call("talk")

@@ -497,7 +497,7 @@ def test_talk_page_agent_answers_out_loud(  # noqa: PLR0915 - one scenario, step
         copilot.get_by_text(f"Call `{call_id}`".replace("`", "")).first.wait_for(timeout=COPILOT_TIMEOUT_MS)
         heard_question = next((x["text"] for x in page_lines if x["speaker"] == "caller"), QUESTION)
         copilot.get_by_text(heard_question, exact=False).first.wait_for(timeout=COPILOT_TIMEOUT_MS)
-        copilot.get_by_text("🟢 live", exact=False).first.wait_for(timeout=COPILOT_TIMEOUT_MS)
+        copilot.get_by_text(f"Call {call_id} · talk · live").first.wait_for(timeout=COPILOT_TIMEOUT_MS)
     copilot.screenshot(path=str(artifacts_dir / "talk_06_copilot_live.png"), full_page=True)
 
     # 5. Stop: the call ends and the page says so.
