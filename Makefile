@@ -67,7 +67,7 @@ soak: $(VENV)/.dev system-deps
 	$(BIN)/python -m core.bench.soak --minutes $(SOAK_MINUTES) --tabs $(SOAK_TABS) --json bench-results/soak.json
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check core components pages tests app.py
+	$(BIN)/ruff check core components views tests app.py
 
 eval: $(VENV)/.runtime
 	$(BIN)/python -m core.eval stt --manifest ../shared/data/audio/references.tsv

@@ -14,7 +14,7 @@ from core.language.text import without_remote_images
 DEFAULT_DAYS = 7
 DEMO_BUTTON_CALLS = 4
 RECORDING_NOTICE = (
-    "🔴 This call is recorded. Callers must be told and agree before the call goes on; "
+    "This call is recorded. Callers must be told and agree before the call goes on; "
     "recordings are kept in the data folder (VC_RECORD_CALLS=false turns this off)."
 )
 
@@ -22,7 +22,7 @@ RECORDING_NOTICE = (
 def render_recording_notice(record_calls: bool) -> None:
     """The consent notice shown wherever a call can start while recording is on."""
     if record_calls:
-        st.warning(RECORDING_NOTICE)
+        st.warning(RECORDING_NOTICE, icon=":material/fiber_manual_record:")
 
 
 def _options(values: list[str]) -> list[str]:

@@ -9,28 +9,39 @@ import streamlit as st
 from components.runtime import kb_markdown
 from core.copilot.live import IntentView, SentimentPoint, Surfaced
 
-SENTIMENT_ICON = {"negative": "🙁", "neutral": "😐", "positive": "🙂"}
+# Material Symbols (Streamlit's own font), not emoji: those need a system emoji font.
+SENTIMENT_ICON = {
+    "negative": ":material/sentiment_dissatisfied:",
+    "neutral": ":material/sentiment_neutral:",
+    "positive": ":material/sentiment_satisfied:",
+}
+TREND_ICON = {"improving": ":material/trending_up:", "worsening": ":material/trending_down:",
+              "steady": ":material/trending_flat:"}
 
 
+# Intent and sentiment are a caption, the value in bold and its detail: text that wraps in
+# a narrow column. (st.metric cuts a long value off with an ellipsis: "duplica…".)
 def render_intent(intent: IntentView | None) -> None:
+    st.caption("Intent")
     if intent is None:
-        st.metric("Intent", "—")
+        st.markdown("—")
         return
     label = "out of scope" if intent.out_of_scope else intent.label.replace("_", " ")
-    st.metric("Intent", label, f"{intent.confidence:.0%} confidence", delta_color="off")
+    st.markdown(f"**{label}**")
+    st.caption(f"{intent.confidence:.0%} confidence")
 
 
 def render_sentiment(points: Sequence[SentimentPoint]) -> None:
+    st.caption("Sentiment")
     if not points:
-        st.metric("Sentiment", "—")
+        st.markdown("—")
         return
     last = points[-1]
-    trend = ""
-    if len(points) >= 2:
+    st.markdown(f"{SENTIMENT_ICON.get(last.label, '')} **{last.label}**".strip())
+    if len(points) >= 2:  # a trend needs two turns
         diff = points[-1].compound - sum(p.compound for p in points[:-1]) / (len(points) - 1)
         trend = "improving" if diff > 0.15 else "worsening" if diff < -0.15 else "steady"
-    st.metric("Sentiment", f"{SENTIMENT_ICON.get(last.label, '')} {last.label}", trend, delta_color="off")
-    if len(points) >= 2:  # a trend needs two turns
+        st.caption(f"{TREND_ICON[trend]} {trend}")
         st.line_chart(
             {"caller sentiment (−1 to 1)": [round(p.compound, 2) for p in points]},
             height=120,

@@ -14,7 +14,8 @@ from core.kb.importers import ImportPreview
 from core.speech.stt.refresh import ModelStatus
 from core.store import ArticleRecord
 
-STATUS_ICON = {"ready": "✅", "pending": "⏳", "rebuilding": "🔄", "failed": "⚠️"}
+STATUS_ICON = {"ready": ":material/check_circle:", "pending": ":material/hourglass_empty:",
+               "rebuilding": ":material/sync:", "failed": ":material/warning:"}
 PASSAGE_PREVIEW_CHARS = 400
 
 

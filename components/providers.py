@@ -9,7 +9,7 @@ import streamlit as st
 from core.resilience import ChainStatus
 
 STAGE_TITLES = {"stt": "Speech to text", "llm": "Replies", "tts": "Text to speech"}
-STATE_ICONS = {"closed": "🟢 closed", "half_open": "🟡 half-open", "open": "🔴 open"}
+STATE_NAMES = {"closed": "closed", "half_open": "half-open", "open": "open"}  # a table cell: plain text
 
 
 def render_provider_chains(
@@ -40,7 +40,7 @@ def render_provider_chains(
             for name, breaker in zip(status.providers, status.breakers, strict=True):
                 rows.append({
                     "provider": name,
-                    "circuit": STATE_ICONS.get(breaker.state.value, breaker.state.value),
+                    "circuit": STATE_NAMES.get(breaker.state.value, breaker.state.value),
                     "ok": breaker.successes,
                     "failed": breaker.failures,
                     "skipped": breaker.rejected,
@@ -70,4 +70,4 @@ def render_degraded_banner(chains: Sequence[ChainStatus]) -> None:
             f"{STAGE_TITLES.get(s.stage, s.stage).lower()} on `{s.active}` (instead of `{s.providers[0]}`)"
             for s in degraded
         ]
-        st.warning("Degraded mode: " + "; ".join(parts) + ". Calls go on; see **Health**.", icon="⚠️")
+        st.warning("Degraded mode: " + "; ".join(parts) + ". Calls go on; see **Health**.", icon=":material/warning:")

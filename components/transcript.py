@@ -10,6 +10,9 @@ import streamlit as st
 from core.store import CallRecord, SegmentRecord, UtteranceTiming
 
 SPEAKER_LABEL = {"caller": "Caller", "agent": "Agent", "system": "System"}
+# Material Symbols in the label's markdown: emoji need a system emoji font
+STATUS_ICON = {"active": ":green[:material/radio_button_checked:]", "ended": ":gray[:material/check_circle:]",
+               "failed": ":red[:material/error:]"}
 
 
 def fmt_offset(ms: float) -> str:
@@ -60,7 +63,7 @@ def render_call_list(calls: Sequence[CallRecord], load_segments) -> None:  # typ
         duration = (
             f"{(call.ended_at - call.started_at):.0f} s" if call.ended_at else "in progress"
         )
-        icon = {"active": "🟢", "ended": "⚪", "failed": "🔴"}.get(call.status, "")
+        icon = STATUS_ICON.get(call.status, "")
         label = (
             f"{icon} {fmt_clock(call.started_at)} · {call.source} · {duration} · "
             f"{call.segment_count} lines · `{call.id}`"

@@ -16,7 +16,7 @@ APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
 def open_calls() -> AppTest:
-    return run_page("pages/calls.py")
+    return run_page("views/calls.py")
 
 
 def _rows(text: str) -> list[dict[str, str]]:
@@ -82,7 +82,7 @@ def test_recorded_call_plays_back(data_dir):
 
 
 def test_pages_that_start_calls_show_a_consent_notice_only_when_recording(data_dir, monkeypatch):
-    for page in ("pages/talk.py", "pages/live.py"):
+    for page in ("views/talk.py", "views/live.py"):
         at = AppTest.from_file(APP, default_timeout=120)
         at.run()
         at.switch_page(page)
@@ -90,7 +90,7 @@ def test_pages_that_start_calls_show_a_consent_notice_only_when_recording(data_d
         assert not any("recorded" in w.value for w in at.warning)
     monkeypatch.setenv("VC_RECORD_CALLS", "true")
     monkeypatch.setenv("VC_DATA_DIR", str(data_dir / "recording-on"))  # a fresh process-wide services
-    for page in ("pages/talk.py", "pages/live.py"):
+    for page in ("views/talk.py", "views/live.py"):
         at = AppTest.from_file(APP, default_timeout=120)
         at.run()
         at.switch_page(page)

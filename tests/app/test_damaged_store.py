@@ -54,17 +54,17 @@ def test_a_sound_store_passes_its_check(tmp_path):
 @pytest.mark.parametrize(
     ("page", "says"),
     [
-        ("pages/live.py", STORE_MESSAGE),
-        ("pages/calls.py", STORE_MESSAGE),
-        ("pages/metrics.py", STORE_MESSAGE),
-        ("pages/copilot.py", STORE_MESSAGE),
-        ("pages/health.py", "The store is damaged"),
+        ("views/live.py", STORE_MESSAGE),
+        ("views/calls.py", STORE_MESSAGE),
+        ("views/metrics.py", STORE_MESSAGE),
+        ("views/copilot.py", STORE_MESSAGE),
+        ("views/health.py", "The store is damaged"),
     ],
 )
 def test_pages_on_a_damaged_store_say_so_in_words(damaged, page, says):
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    if page != "pages/live.py":
+    if page != "views/live.py":
         at.switch_page(page)
         at.run()
     assert not at.exception, [e.value for e in at.exception]

@@ -18,7 +18,7 @@ def test_health_shows_the_chain_masks_the_key_and_checks_the_provider(data_dir, 
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         at = AppTest.from_file(APP, default_timeout=180)
         at.run()
-        at.switch_page("pages/health.py")
+        at.switch_page("views/health.py")
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         page = " ".join(str(m.value) for m in at.markdown) + " ".join(str(c.value) for c in at.caption)

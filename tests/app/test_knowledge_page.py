@@ -16,7 +16,7 @@ SPEECH_REBUILD_TIMEOUT_S = 90
 def page(data_dir) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page("pages/knowledge.py")
+    at.switch_page("views/knowledge.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -15,7 +15,7 @@ APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
 def open_metrics() -> AppTest:
-    return run_page("pages/metrics.py")
+    return run_page("views/metrics.py")
 
 
 def _csv(text: str) -> list[dict[str, str]]:

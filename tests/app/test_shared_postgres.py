@@ -84,7 +84,7 @@ def test_a_call_captured_by_another_process_is_live_on_the_copilot(
     call_id = capture_process.stdout.readline().strip()
     assert call_id, "the capture process did not start"
 
-    at = run_page("pages/copilot.py")
+    at = run_page("views/copilot.py")
     text = page_text(at)
     assert f"Call `{call_id}`" in text and "live" in text
     assert "charged twice for the same purchase" in text
@@ -110,7 +110,7 @@ def test_a_call_whose_process_died_is_marked_failed_by_the_other(
     monkeypatch.setenv("VC_STORE_PROVIDER", "postgres")
     monkeypatch.setenv("DATABASE_URL", pg_url)
     call_id = capture_process.stdout.readline().strip()
-    at = run_page("pages/copilot.py")
+    at = run_page("views/copilot.py")
     assert "live" in page_text(at)
 
     capture_process.send_signal(signal.SIGKILL)  # no end_call, no more heartbeats

@@ -54,12 +54,6 @@ from .test_live_browser import (
 
 pytestmark = pytest.mark.e2e
 
-# NOTE_DIRECT_URL: the page scripts live in ``pages/``, so until some session has run
-# app.py (whose ``st.navigation`` switches Streamlit to the declared pages), a freshly
-# started server serves ``pages/`` as a legacy multipage app: opening ``/talk`` directly
-# runs pages/talk.py without app.py (no wide layout; the sidebar lists
-# "app, health, live, talk"). The test therefore enters through ``/`` like a user.
-
 # The caller's question, in the Piper voice; its top search hit is the duplicate-charge
 # article, so the answer is known to come from it. The line the caller gets on the page may
 # differ from it by at most MAX_QUESTION_WER (one word in eight).
@@ -357,7 +351,7 @@ def test_talk_page_agent_answers_out_loud(  # noqa: PLR0915 - one scenario, step
     server = streamlit_server
 
     # 1. Open the app and go to Talk from the sidebar, as a user does (the first run builds
-    #    the speech models). The app's entry page must run first: see NOTE_DIRECT_URL.
+    #    the speech models). Opening /talk directly is test_pages_browser.py's business.
     page.goto(server.url, wait_until="domcontentloaded")
     with diag.step("the app did not show Talk in the sidebar navigation"):
         nav = page.get_by_test_id("stSidebarNav")
@@ -503,7 +497,7 @@ def test_talk_page_agent_answers_out_loud(  # noqa: PLR0915 - one scenario, step
         copilot.get_by_text(f"Call `{call_id}`".replace("`", "")).first.wait_for(timeout=COPILOT_TIMEOUT_MS)
         heard_question = next((x["text"] for x in page_lines if x["speaker"] == "caller"), QUESTION)
         copilot.get_by_text(heard_question, exact=False).first.wait_for(timeout=COPILOT_TIMEOUT_MS)
-        copilot.get_by_text("🟢 live", exact=False).first.wait_for(timeout=COPILOT_TIMEOUT_MS)
+        copilot.get_by_text(f"Call {call_id} · talk · live").first.wait_for(timeout=COPILOT_TIMEOUT_MS)
     copilot.screenshot(path=str(artifacts_dir / "talk_06_copilot_live.png"), full_page=True)
 
     # 5. Stop: the call ends and the page says so.

@@ -46,7 +46,7 @@ ALLOWED: dict[str, set[str]] = {
 ALLOWED["eval"] = set(ALLOWED) - {"eval", "bench", "demo", "intent_tuning"}
 ALLOWED["bench"] = set(ALLOWED) - {"bench", "demo", "intent_tuning"}
 TOP_LEVEL_MODULES = {"config", "services", "demo", "intent_tuning"}
-OUTSIDE_CORE = ("streamlit", "streamlit_webrtc", "pages", "components", "app")  # and streamlit_*
+OUTSIDE_CORE = ("streamlit", "streamlit_webrtc", "views", "components", "app")  # and streamlit_*
 
 
 def _modules() -> dict[str, Path]:

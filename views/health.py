@@ -32,9 +32,9 @@ pressed = render_provider_chains(chains, offline, keys, checks)
 if pressed is not None:
     with st.spinner(f"Checking {pressed}…"):
         try:
-            checks[pressed] = f"✅ {mask_urls(registry.probe(settings, pressed))}"
+            checks[pressed] = f":material/check_circle: {mask_urls(registry.probe(settings, pressed))}"
         except Exception as exc:  # shown next to the button, never breaks the page
-            checks[pressed] = f"❌ {mask_urls(str(exc))}"
+            checks[pressed] = f":material/error: {mask_urls(str(exc))}"
     st.rerun()
 
 st.subheader("Store")

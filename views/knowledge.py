@@ -61,7 +61,7 @@ with articles_tab, store_section():
     st.caption(f"{len(shown)} of {len(kb.articles())} articles")
     render_article_table(shown)
     titles = {r.id: r.title for r in shown}
-    pick = st.selectbox("Edit", [NEW, *titles], format_func=lambda i: titles.get(i, "➕ New article"), key="kb_pick")
+    pick = st.selectbox("Edit", [NEW, *titles], format_func=lambda i: titles.get(i, "+ New article"), key="kb_pick")
     record = kb.get(pick) if pick != NEW else None
     fields_key = f"kb-{record.id}-{record.updated_at}" if record else f"kb-new-{state.kb_form}"
     draft = render_editor(record, kb.intents, fields_key)

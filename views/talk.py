@@ -47,7 +47,7 @@ def conversation() -> None:
     agent = services.agents.get(call_id)
     if snap is not None and snap.state in ("listening", "stopping"):
         speaking = agent is not None and agent.speaking
-        st.markdown(f"**{'🔊 agent speaking' if speaking else '🎙️ listening'}** · call `{call_id}`")
+        st.markdown(f"**{':material/volume_up: agent speaking' if speaking else ':material/mic: listening'}** · call `{call_id}`")
         for message in snap.errors[-3:]:
             st.warning(message)
         render_transcript(snap.segments, snap.partial)

@@ -61,7 +61,7 @@ def panel() -> None:
     if view.call.status != "active" and st.session_state.get("wrapup_call") != call_id:
         st.session_state.wrapup_call = call_id  # the wrap-up form lives outside this fragment
         st.rerun()
-    status = {"active": "🟢 live", "ended": "⚪ ended", "failed": "🔴 failed"}[view.call.status]
+    status = {"active": ":green-badge[live]", "ended": ":gray-badge[ended]", "failed": ":red-badge[failed]"}[view.call.status]
     st.markdown(f"**Call `{call_id}`** · {view.call.source} · {status}")
     left, right = st.columns([3, 2])
     with left:
