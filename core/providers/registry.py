@@ -89,7 +89,7 @@ def _deepgram(settings: Settings, pack: Pack | None = None, kb: KBSearch | None 
 def _moonshine(settings: Settings, pack: Pack | None = None, kb: KBSearch | None = None) -> Any:
     from core.speech.stt.neural import build_moonshine
 
-    return build_moonshine(settings)  # its KB vocabulary is set by core.services.build_speech
+    return build_moonshine(settings)  # its KB vocabulary is set by core.providers.speech.build_speech
 
 
 def _piper(settings: Settings, pack: Pack | None = None, kb: KBSearch | None = None) -> Any:

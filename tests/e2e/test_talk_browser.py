@@ -330,7 +330,7 @@ def _app_stt(data_dir: Path) -> Any:
     vocabulary, pocketsphinx behind it), in-process, from the server's data dir."""
     from core.config import Settings
     from core.kb.pack import load_pack
-    from core.services import build_stt
+    from core.providers.speech import build_stt
 
     settings = Settings(data_dir=data_dir, cache_dir=PROJECT_ROOT / "data" / "test-cache" / "cache")
     return build_stt(settings, load_pack(settings.pack_dir))

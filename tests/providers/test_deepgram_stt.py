@@ -358,7 +358,7 @@ def test_services_build_the_cloud_speech_engines(tmp_path: Path):
     from core.config import Settings
     from core.kb.pack import load_pack
     from core.providers.elevenlabs_tts import ElevenLabsTTS
-    from core.services import build_stt, build_tts
+    from core.providers.speech import build_stt, build_tts
 
     settings = Settings(
         stt_provider="deepgram",

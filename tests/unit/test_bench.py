@@ -143,7 +143,7 @@ def test_concurrency_level_measures_lag_latency_cpu_and_memory(services):
 
 def test_concurrency_level_counts_stt_worker_processes(services):
     from core.bench.concurrency import call_audio, run_level
-    from core.services import speech_floor
+    from core.providers.speech import speech_floor
     from core.speech.stt.process_pool import ProcessPoolEngine
 
     floor = speech_floor(services.stt)

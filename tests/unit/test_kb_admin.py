@@ -177,7 +177,8 @@ def test_a_kb_edit_gives_the_live_recogniser_a_model_that_knows_the_new_words(tm
     """The neural recogniser's domain vocabulary and the fallback's language model both
     learn the words of a new article."""
     from core.config import Settings
-    from core.services import build_services, neural_engines, speech_floor
+    from core.providers.speech import neural_engines, speech_floor
+    from core.services import build_services
     from tests.conftest import SHARED_CACHE, silence
 
     services = build_services(Settings(data_dir=tmp_path, cache_dir=SHARED_CACHE))

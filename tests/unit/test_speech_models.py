@@ -114,7 +114,7 @@ def test_what_piper_says_is_what_the_recogniser_hears(piper):
 
 def test_espeak_stays_behind_piper_in_the_default_voice_chain(tmp_path):
     from core.config import Settings
-    from core.services import build_tts
+    from core.providers.speech import build_tts
 
     tts = build_tts(Settings(data_dir=tmp_path))
     assert [type(e).__name__ for e in tts.chain.engines] == ["PiperTTS", "EspeakTTS"]

@@ -147,7 +147,7 @@ def test_lm_swap_after_kb_edit_reaches_new_workers(tmp_path: Path, audio):
     from core.config import Settings
     from core.kb.admin import speech_texts
     from core.kb.pack import load_pack
-    from core.services import build_speech
+    from core.providers.speech import build_speech
 
     settings = Settings(data_dir=tmp_path, cache_dir=SHARED_CACHE, stt_workers=1, stt_provider="pocketsphinx")
     pack = load_pack(settings.pack_dir)
