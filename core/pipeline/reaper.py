@@ -21,12 +21,15 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from core.store import Store, StoreError
+
+REPEAT_WARNING_S = 300.0  # a store that stays down is reported again this often, not on every check
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +109,22 @@ class Reaper:
             self._thread.join(self.interval_s + 1.0)
 
     def _run(self) -> None:
+        down_since: float | None = None  # the store has been unreachable since (monotonic)
+        warned_at = 0.0
         while not self._stop.wait(self.interval_s):
             try:
                 reaped = reap_dead_calls(self.store, self.stale_after_s)
-            except StoreError as exc:  # the store is down: try again next time
-                log.warning("could not check for dead calls", extra={"error": str(exc)})
+            except Exception as exc:  # noqa: BLE001 - the reaper must outlive any one failure
+                now = time.monotonic()
+                if down_since is None or now - warned_at >= REPEAT_WARNING_S:  # not every 5 s
+                    down_since = down_since or now
+                    warned_at = now
+                    log.warning("could not check for dead calls", exc_info=not isinstance(exc, StoreError),
+                                extra={"error": str(exc), "failing_for_s": round(now - down_since)})
                 continue
-            except Exception:  # noqa: BLE001 - the reaper must outlive any one failure
-                log.exception("could not check for dead calls")
-                continue
+            if down_since is not None:
+                log.info("checking for dead calls again", extra={"after_s": round(time.monotonic() - down_since)})
+                down_since = None
             if reaped:
                 log.warning("marked calls of stopped processes as failed", extra={"calls": reaped})
 

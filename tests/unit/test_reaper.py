@@ -3,6 +3,7 @@ page is open (hostile input and hard faults, defect 5)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -92,3 +93,39 @@ def test_sessions_record_their_owner(store):
     session.stop()
     metadata = store.get_call(call_id).metadata
     assert metadata["page"] == "live" and metadata["owner"]["pid"] == os.getpid()
+
+
+class _FlakyStore:
+    """A store that is down for the first ``down`` checks, then answers."""
+
+    def __init__(self, down: int):
+        self.down = down
+        self.checks = 0
+
+    def list_calls(self, *args, **kwargs):
+        from core.store import StoreError
+
+        self.checks += 1
+        if self.checks <= self.down:
+            raise StoreError("cannot connect to Postgres at 127.0.0.1:5432/voice: connection refused")
+        return []
+
+    def __getattr__(self, name):  # whatever else reap_dead_calls asks: nothing to reap
+        return lambda *args, **kwargs: []
+
+
+def test_a_store_that_stays_down_is_reported_once_then_its_recovery(caplog):
+    """Not a warning every 5 s for as long as the database is down (a log flood)."""
+    caplog.set_level(logging.INFO, logger="core.pipeline.reaper")
+    store = _FlakyStore(down=30)
+    reaper = Reaper(store, STALE_S, interval_s=0.01).start()  # type: ignore[arg-type]
+    try:
+        deadline = time.monotonic() + 10
+        while store.checks < 40 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        reaper.stop()
+    assert store.checks >= 31, "the reaper gave up on a store that came back"
+    messages = [r.getMessage() for r in caplog.records if r.name == "core.pipeline.reaper"]
+    assert messages.count("could not check for dead calls") == 1, messages
+    assert messages.count("checking for dead calls again") == 1, messages
